@@ -1,0 +1,82 @@
+"""Adapter specification and its application to a network with peft."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from peft import LoraConfig, inject_adapter_in_model
+from torch import nn
+
+from one4all.adapters.presets import PRESETS
+from one4all.errors import UserError
+
+SCALINGS = ("rslora", "lora")
+
+
+@dataclass
+class AdapterSpec:
+    """How a network is adapted.
+
+    preset: a name from `adapters.presets.PRESETS`; `lora_targets` / `train_full` override its
+    lists. rank/alpha/scaling/init/dropout are peft's LoRA settings: `scaling=rslora` uses
+    alpha/sqrt(rank) (rsLoRA), `lora` alpha/rank. Defaults are the One-for-All code's
+    (r=16, alpha=16 -> scale 4.0, Gaussian init, dropout 0.01).
+    """
+
+    preset: str = "reference"
+    rank: int = 16
+    alpha: float = 16.0
+    scaling: str = "rslora"
+    init: str = "gaussian"
+    dropout: float = 0.01
+    lora_targets: list[str] | None = None
+    train_full: list[str] | None = None
+
+    def resolved(self) -> tuple[list[str], list[str]]:
+        """(LoRA target parts, fully trainable parts) after applying the preset."""
+        if self.preset not in PRESETS:
+            raise UserError(f"unknown adapter.preset={self.preset!r}; choose from {', '.join(PRESETS)}")
+        preset = PRESETS[self.preset]
+        lora = list(preset.lora if self.lora_targets is None else self.lora_targets)
+        full = list(preset.full if self.train_full is None else self.train_full)
+        return lora, full
+
+    def lora_config(self, modules: list[str]) -> LoraConfig:
+        if self.scaling not in SCALINGS:
+            raise UserError(f"adapter.scaling={self.scaling!r}; use rslora or lora")
+        if self.rank < 1:
+            raise UserError(f"adapter.rank={self.rank}; LoRA needs a positive rank")
+        init = True if self.init == "kaiming" else self.init
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, use_rslora=self.scaling == "rslora",
+                          init_lora_weights=init, lora_dropout=self.dropout, target_modules=modules,
+                          bias="none")
+
+
+def apply_adapter(network: nn.Module, spec: AdapterSpec, part_modules: dict[str, list[str]],
+                  part_params: dict[str, list[str]]) -> None:
+    """Freeze `network`, inject LoRA into the target parts, and unfreeze the `full` parts.
+
+    part_modules maps a part name to module names (LoRA targets); part_params maps a part name to
+    regexes over parameter names (full training). Both come from the network, which owns its names.
+    """
+    lora, full = spec.resolved()
+    for parts, known, what in ((lora, part_modules, "LoRA target"), (full, part_params, "trainable part")):
+        for part in parts:
+            if part not in known:
+                raise UserError(f"{what} {part!r} does not exist in this network; "
+                                f"available: {', '.join(sorted(known))}")
+    network.requires_grad_(False)
+    if lora:
+        modules = [name for part in lora for name in part_modules[part]]
+        inject_adapter_in_model(spec.lora_config(modules), network)
+        network.requires_grad_(False)
+        for name, param in network.named_parameters():
+            if "lora_" in name:
+                param.requires_grad_(True)
+    patterns = [re.compile(p) for part in full for p in part_params[part]]
+    for name, param in network.named_parameters():
+        # peft renames a wrapped module's own weights to <module>.base_layer.*
+        plain = name.replace(".base_layer.", ".")
+        if "lora_" not in name and any(p.fullmatch(plain) for p in patterns):
+            param.requires_grad_(True)

@@ -1,0 +1,161 @@
+"""The model artifact: trainable tensors (safetensors) + a JSON manifest. No pickle anywhere.
+
+Frozen tensors are not stored. GPT-2 comes from its source (hub id / directory, or a seed for a
+random-init backbone); frozen random parts that are not GPT-2 (the `reference` preset's patch
+embedding and head base weight) are regenerated from their stored seed. Both are verified
+against stored SHA-256 checksums, so a different GPT-2 or a torch version whose RNG differs
+fails loudly instead of predicting garbage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from one4all.config import build_object
+from one4all.errors import UserError
+from one4all.models.contract import IOSpec
+
+FORMAT = "one4all-artifact"
+VERSION = 1
+MANIFEST = "model.json"
+TENSORS = "trainable.safetensors"
+
+
+def frozen_checksums(network: nn.Module) -> dict[str, str]:
+    """SHA-256 over frozen parameters, split into the GPT-2 backbone and everything else."""
+    digests = {"backbone": hashlib.sha256(), "other": hashlib.sha256()}
+    for name, param in sorted(network.named_parameters()):
+        if param.requires_grad:
+            continue
+        group = "backbone" if name.startswith("gpt2.") else "other"
+        digests[group].update(name.encode())
+        digests[group].update(param.detach().float().contiguous().cpu().numpy().tobytes())
+    return {k: v.hexdigest() for k, v in digests.items()}
+
+
+def trainable_tensors(network: nn.Module) -> dict[str, torch.Tensor]:
+    """Trainable parameters and persistent buffers: everything a fresh network cannot regenerate."""
+    frozen = {name for name, p in network.named_parameters() if not p.requires_grad}
+    return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items() if k not in frozen}
+
+
+def _umask_mode(mode: int) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        os.chmod(tmp, _umask_mode(0o666))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_artifact(directory: str | Path, network: nn.Module, network_config: dict, io: IOSpec,
+                  extra: dict[str, Any]) -> Path:
+    """Write the artifact into `directory` (created; replaced atomically if it exists)."""
+    directory = Path(directory)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    os.chmod(staging, _umask_mode(0o777))
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "torch_version": torch.__version__,
+        "network": network_config,
+        "io": io.as_dict(),
+        "frozen_sha256": frozen_checksums(network),
+        **extra,
+    }
+    save_file(trainable_tensors(network), str(staging / TENSORS))
+    atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, default=str))
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old")
+        os.replace(directory, old)
+        os.replace(staging, directory)
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+    else:
+        os.replace(staging, directory)
+    return directory
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The manifest, validated for format and version."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise UserError(f"no model artifact at {directory} ({MANIFEST} missing); pass a run directory's model/ "
+                        "folder or a run directory from `one4all train`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"corrupt artifact manifest {path}: {err}; retrain or restore the file") from err
+    if manifest.get("format") != FORMAT:
+        raise UserError(f"{path} is not a one4all artifact; pass the model/ folder written by `one4all train`")
+    if manifest.get("version") != VERSION:
+        raise UserError(f"artifact version {manifest.get('version')} is not supported by this one4all "
+                        f"(expects {VERSION}); retrain the model with this version")
+    _check_targets(manifest["network"])
+    return manifest
+
+
+def _check_targets(node: Any) -> None:
+    # A manifest is data: it may only name one4all's own classes, never arbitrary callables.
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if target is not None and not str(target).startswith("one4all."):
+            raise UserError(f"artifact names a foreign class {target!r}; refusing to load it")
+        for value in node.values():
+            _check_targets(value)
+    elif isinstance(node, list):
+        for value in node:
+            _check_targets(value)
+
+
+def load_artifact(directory: str | Path, backbone_path: str | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild the network from an artifact: regenerate, verify, then load trainable tensors."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    config = json.loads(json.dumps(manifest["network"]))
+    if backbone_path is not None and "backbone" in config:
+        config["backbone"]["path"] = backbone_path
+    network = build_object(config, io=IOSpec(**manifest["io"]))
+    network.eval()
+    sums = frozen_checksums(network)
+    for group, expected in manifest["frozen_sha256"].items():
+        if sums.get(group) != expected:
+            what = "GPT-2 weights" if group == "backbone" else "regenerated frozen random weights"
+            raise UserError(
+                f"{what} differ from the ones this model was trained with (checksum mismatch; trained with "
+                f"torch {manifest['torch_version']}, running torch {torch.__version__}); use the same "
+                "backbone weights and torch version as training")
+    try:
+        tensors = load_file(str(directory / TENSORS))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"corrupt or missing {directory / TENSORS}: {err}; retrain or restore the file") from err
+    missing = sorted(set(trainable_tensors(network)) - set(tensors))
+    unexpected = sorted(set(tensors) - set(network.state_dict()))
+    if missing or unexpected:
+        raise UserError(f"artifact tensors do not match the network (missing {missing[:3]}, unexpected "
+                        f"{unexpected[:3]}); the artifact is from an incompatible version, retrain it")
+    network.load_state_dict(tensors, strict=False)
+    return network, manifest

@@ -1,0 +1,55 @@
+"""Compose Hydra configs without letting Hydra touch the disk before the run is valid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+from omegaconf.errors import OmegaConfBaseException
+
+from one4all.errors import UserError
+from one4all.paths import config_dir
+
+
+def compose_config(overrides: list[str], config_name: str = "train") -> tuple[DictConfig, Path]:
+    """The job config (without the `hydra` node) and its run directory (`hydra.run.dir`).
+
+    Uses Hydra's compose API rather than `@hydra.main`, so that no run directory exists until
+    the data and model have been built: a run that fails on bad input leaves nothing behind.
+    """
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="one4all"):
+            cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            run_dir = Path(str(cfg.hydra.run.dir)).expanduser().resolve()
+    except (HydraException, OmegaConfBaseException) as err:
+        detail = " ".join(str(err).split()) or type(err).__name__
+        raise UserError(f"bad configuration or override: {detail}") from err
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, run_dir
+
+
+def build_object(node: Any, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate` with dataclass kwargs kept as objects and user errors unwrapped.
+
+    Hydra wraps whatever a constructor raises; a UserError must reach the CLI as itself, and a
+    misspelt config key (TypeError: unexpected keyword) is a user error too.
+    """
+    try:
+        return instantiate(node, _convert_="object", **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        if isinstance(cause, TypeError) and "argument" in str(cause):
+            target = node.get("_target_", "?") if hasattr(node, "get") else "?"
+            raise UserError(f"config for {target}: {cause}; fix the key in its config group") from err
+        raise

@@ -1,0 +1,1 @@
+"""Data flows one way: readers -> splits -> sources -> windows -> datamodule."""

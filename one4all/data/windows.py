@@ -1,0 +1,107 @@
+"""Task datasets built from split arrays: forecasting windows (stride 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from one4all.data.sources import SeriesData
+from one4all.errors import UserError
+from one4all.models.contract import IOSpec
+
+
+class ForecastWindows(Dataset):
+    """Every (input, target) window of one split, stride 1.
+
+    With `channel_independent`, each (channel, start) pair is its own univariate sample, indexed
+    channel-major as in Time-Series-Library, so the sample count is windows x channels. Otherwise a
+    sample holds all channels. Batches are gathered in one vectorised step (`__getitems__`).
+    """
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        seq_len: int,
+        horizon: int,
+        channel_independent: bool,
+        target_channels: list[int] | None = None,
+        max_windows: int | None = None,
+    ) -> None:
+        self.values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+        self.seq_len, self.horizon = seq_len, horizon
+        self.channel_independent = channel_independent
+        n_channels = self.values.shape[1]
+        self.target_channels = list(range(n_channels)) if target_channels is None else list(target_channels)
+        available = len(values) - seq_len - horizon + 1
+        if available <= 0:
+            raise UserError(f"a split has {len(values)} rows but seq_len + horizon = {seq_len + horizon}; "
+                            "use a shorter seq_len/horizon or more data")
+        self.n_windows = available if max_windows is None else max(1, min(available, max_windows))
+        # Under channel independence only the scored channels become samples (S/M: all of them).
+        self.sample_channels = self.target_channels if channel_independent else []
+        self._in_offsets = torch.arange(seq_len)
+        self._out_offsets = torch.arange(seq_len, seq_len + horizon)
+
+    def __len__(self) -> int:
+        if self.channel_independent:
+            return self.n_windows * len(self.sample_channels)
+        return self.n_windows
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        batch = self.__getitems__([index])
+        return {k: v[0] for k, v in batch.items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        if self.channel_independent:
+            channel = torch.as_tensor(self.sample_channels)[idx // self.n_windows]
+            start = idx % self.n_windows
+            x = self.values[start[:, None] + self._in_offsets, channel[:, None]].unsqueeze(-1)
+            y = self.values[start[:, None] + self._out_offsets, channel[:, None]].unsqueeze(-1)
+            return {"x": x, "y": y, "channel": channel}
+        x = self.values[idx[:, None] + self._in_offsets]
+        y = self.values[idx[:, None] + self._out_offsets][..., self.target_channels]
+        return {"x": x, "y": y}
+
+
+def collate_prebatched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`__getitems__` already returns a batch; keep it as is."""
+    return batch
+
+
+@dataclass
+class ForecastWindowing:
+    """Forecasting protocol: input `seq_len` steps, predict the next `horizon`.
+
+    The training loop asks a protocol four things: load the data, the network's IOSpec, the
+    split datasets, and the data-derived arguments of the task module.
+    """
+
+    seq_len: int
+    horizon: int
+
+    def load(self, data: Any) -> SeriesData:
+        return data.load(self.seq_len)
+
+    def io_spec(self, data: SeriesData) -> IOSpec:
+        return IOSpec(seq_len=self.seq_len, n_channels=data.n_channels, kind="forecast", horizon=self.horizon)
+
+    def datasets(self, data: SeriesData, channel_independent: bool, train_fraction: float = 1.0
+                 ) -> dict[str, ForecastWindows]:
+        """Train/val/test windows. `train_fraction` keeps the first share of training windows."""
+        out = {}
+        for split in ("train", "val", "test"):
+            limit = None
+            if split == "train" and train_fraction < 1.0:
+                full = len(data.rows("train")) - self.seq_len - self.horizon + 1
+                limit = int(full * train_fraction)
+            out[split] = ForecastWindows(data.rows(split), self.seq_len, self.horizon,
+                                         channel_independent, data.target_channels, limit)
+        return out
+
+    def task_inputs(self, data: SeriesData) -> dict[str, Any]:
+        return {"target_channels": data.target_channels, "scale": data.scaler.std}

@@ -1,0 +1,136 @@
+"""The one place GPT-2 is loaded: pretrained (hub id, local dir, HF cache) or explicit random init."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import GPT2Config, GPT2Model
+from transformers.utils import logging as hf_logging
+
+from one4all.errors import UserError
+
+log = logging.getLogger(__name__)
+
+INITS = ("pretrained", "random", "auto")
+
+
+@dataclass
+class BackboneSpec:
+    """How to obtain the frozen GPT-2.
+
+    init: `pretrained` (fail loudly if the weights are unavailable), `random` (explicit random
+    init from `config`, for tests and "is the LLM useful?" ablations) or `auto` (pretrained if
+    it loads, else random with a loud warning). `path` is a hub id or a local directory.
+    `config` overrides GPT-2 small's architecture for random init (e.g. a tiny model in tests).
+    """
+
+    init: str = "auto"
+    path: str = "gpt2"
+    n_layers: int = 6
+    seed: int = 0
+    dropout: float | None = None
+    attn_implementation: str = "sdpa"
+    config: dict | None = None
+
+
+@dataclass
+class Backbone:
+    """A loaded, truncated GPT-2 and what actually happened while loading it."""
+
+    model: GPT2Model
+    pretrained: bool
+    source: str
+
+    def describe(self) -> dict:
+        return {"pretrained": self.pretrained, "source": self.source,
+                "n_layers": len(self.model.h), "d_model": self.model.config.n_embd}
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block under a fixed torch seed without disturbing the caller's RNG stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    try:
+        socket.create_connection((endpoint, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(spec: BackboneSpec) -> GPT2Model:
+    kwargs = {"attn_implementation": spec.attn_implementation}
+    if Path(spec.path).expanduser().is_dir():
+        return GPT2Model.from_pretrained(Path(spec.path).expanduser(), local_files_only=True, **kwargs)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        # The HF cache first: no network round trips when the weights are already here.
+        return GPT2Model.from_pretrained(spec.path, local_files_only=True, **kwargs)
+    except OSError:
+        if not _hub_reachable():
+            raise
+        return GPT2Model.from_pretrained(spec.path, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def _random(spec: BackboneSpec) -> GPT2Model:
+    config = GPT2Config(**{"n_layer": spec.n_layers, **(spec.config or {})})
+    config._attn_implementation = spec.attn_implementation
+    with seeded(spec.seed):
+        return GPT2Model(config)
+
+
+def _truncate(model: GPT2Model, spec: BackboneSpec) -> GPT2Model:
+    if spec.n_layers > len(model.h):
+        raise UserError(f"model.backbone.n_layers={spec.n_layers} but the GPT-2 has {len(model.h)} blocks")
+    model.h = model.h[: spec.n_layers]
+    model.config.n_layer = spec.n_layers
+    # The network feeds inputs_embeds: the 50257-token table is never read. Dropping it saves
+    # 38.6M parameters (154 MB) of memory without changing any output.
+    model.wte = nn.Embedding(1, model.config.n_embd, _weight=torch.zeros(1, model.config.n_embd))
+    if spec.dropout is not None:
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = spec.dropout
+    return model
+
+
+def load_backbone(spec: BackboneSpec) -> Backbone:
+    """Load GPT-2 as `spec` says, truncate it to `n_layers` blocks and freeze it."""
+    if spec.init not in INITS:
+        raise UserError(f"model.backbone.init={spec.init!r}; use one of {', '.join(INITS)}")
+    if spec.init == "random":
+        model, pretrained, source = _random(spec), False, "random"
+    else:
+        try:
+            model, pretrained, source = _from_pretrained(spec), True, spec.path
+        except OSError as err:
+            if spec.init == "pretrained":
+                raise UserError(
+                    f"cannot load pretrained GPT-2 from {spec.path!r} (offline and not in the HF cache); "
+                    "set model.backbone.path=/dir/with/gpt2 (config.json + weights) "
+                    "or model.backbone.init=random"
+                ) from err
+            log.warning("!!! pretrained GPT-2 %r could not be loaded: using a RANDOMLY INITIALISED backbone. "
+                        "Results are not those of a pretrained LLM. Set model.backbone.path to local "
+                        "weights, or model.backbone.init=random to silence this.", spec.path)
+            model, pretrained, source = _random(spec), False, "random (auto fallback)"
+    model = _truncate(model, spec)
+    model.requires_grad_(False)
+    return Backbone(model=model, pretrained=pretrained, source=source)

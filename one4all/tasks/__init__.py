@@ -1,0 +1,1 @@
+"""Task modules: one LightningModule per task, sharing tasks.base.TaskModule."""

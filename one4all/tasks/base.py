@@ -1,0 +1,46 @@
+"""What every task shares: the network, the optimiser, small checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+class TaskModule(L.LightningModule):
+    """Base LightningModule: owns a network, builds the optimiser over trainable parameters only,
+    and keeps checkpoints to the trainable state (the frozen GPT-2 is never written)."""
+
+    def __init__(self, network: nn.Module, optimizer: OptimizerFactory,
+                 scheduler: SchedulerFactory | None = None, scheduler_interval: str = "epoch") -> None:
+        super().__init__()
+        self.network = network
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_interval = scheduler_interval
+        # Checkpoints hold only trainable tensors; frozen ones come from the network's construction.
+        self.strict_loading = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Trainable parameters and persistent buffers, keyed as in `state_dict()`."""
+        frozen = {name for name, p in self.named_parameters() if not p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k not in frozen}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"] = self.trainable_state_dict()

@@ -1,0 +1,106 @@
+"""Compose a run from its config: data, network, task, trainer; fit; test; write the run directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from omegaconf import DictConfig, OmegaConf
+
+from one4all.artifact import atomic_write_text, save_artifact
+from one4all.config import build_object
+from one4all.data.datamodule import TimeSeriesDataModule
+from one4all.efficiency import (
+    ThroughputMonitor,
+    count_parameters,
+    directory_bytes,
+    peak_rss_mb,
+    resolve_precision,
+)
+
+log = logging.getLogger(__name__)
+
+
+def network_config(cfg: DictConfig, network: torch.nn.Module) -> dict[str, Any]:
+    """The model config as it must be replayed to rebuild this exact network."""
+    config = OmegaConf.to_container(cfg.model, resolve=True)
+    info = getattr(network, "backbone_info", None)
+    if info is not None and "backbone" in config:
+        # Record what happened, not what was asked: `auto` must not switch sources on reload.
+        config["backbone"]["init"] = "pretrained" if info["pretrained"] else "random"
+    return config
+
+
+def build(cfg: DictConfig) -> tuple[Any, Any, TimeSeriesDataModule, torch.nn.Module, L.LightningModule]:
+    """Everything that can fail on bad input, before anything is written to disk."""
+    data = build_object(cfg.data)
+    protocol = build_object(cfg.task.protocol)
+    series = protocol.load(data)
+    network = build_object(cfg.model, io=protocol.io_spec(series))
+    datasets = protocol.datasets(series, getattr(network, "channel_independent", False), data.train_fraction)
+    datamodule = TimeSeriesDataModule(datasets, data.batch_size, data.eval_batch_size, data.num_workers,
+                                      paper_compat=cfg.paper_compat)
+    task = build_object(cfg.task.module, network=network, **protocol.task_inputs(series))
+    return data, series, datamodule, network, task
+
+
+def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, precision: str) -> L.Trainer:
+    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
+                                 mode="min", save_top_k=1, save_last=True)
+    callbacks = [checkpoint, monitor]
+    if cfg.early_stopping.patience:
+        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.early_stopping.patience,
+                                       check_on_train_epoch_end=False, strict=False,
+                                       min_delta=cfg.early_stopping.min_delta))
+    return instantiate(cfg.trainer, callbacks=callbacks, precision=precision, default_root_dir=str(run_dir),
+                       logger=CSVLogger(str(run_dir), name="logs", version=""))
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Train, test and write `run_dir` (config, metrics.json, model artifact, logs)."""
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data, series, datamodule, network, task = build(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    precision = resolve_precision(cfg.trainer.precision)
+    monitor = ThroughputMonitor()
+    trainer = make_trainer(cfg, run_dir, monitor, precision)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    best = trainer.checkpoint_callback.best_model_path
+    # No validation ran (e.g. max_steps below one validation interval): test the final weights.
+    results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)[0]
+
+    artifact = save_artifact(run_dir / "model", network, network_config(cfg, network),
+                             network.io, extra=protocol_extra(series, precision))
+    metrics = {k: float(v) for k, v in results.items()}
+    metrics.update({
+        "data": {"name": series.name, "n_channels": series.n_channels, **datamodule.sizes(),
+                 "train_fraction": data.train_fraction, **series.meta},
+        "backbone": getattr(network, "backbone_info", None),
+        "efficiency": {**count_parameters(network), "artifact_bytes": directory_bytes(artifact),
+                       "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision},
+        "run": {"seed": cfg.seed, "wall_time_s": round(time.perf_counter() - started, 1),
+                "global_step": trainer.global_step, "epochs": trainer.current_epoch,
+                "selected_checkpoint": "best" if best else "last", "torch": torch.__version__},
+    })
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
+    return metrics
+
+
+def protocol_extra(series: Any, precision: str) -> dict[str, Any]:
+    """What inference needs besides the network: data schema, scaler, precision."""
+    return {
+        "precision": precision,
+        "data": {"columns": series.columns, "target_channels": series.target_channels,
+                 "date_col": series.date_col, "freq": series.freq, "scaler": series.scaler.to_dict(),
+                 **{k: series.meta.get(k) for k in ("features", "target")}},
+    }
