@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from one4all.efficiency import (
     peak_rss_mb,
     resolve_precision,
 )
+from one4all.models.contract import IOSpec
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +41,31 @@ def network_config(cfg: DictConfig, network: torch.nn.Module) -> dict[str, Any]:
     return config
 
 
-def build(cfg: DictConfig) -> tuple[Any, Any, TimeSeriesDataModule, torch.nn.Module, L.LightningModule]:
-    """Everything that can fail on bad input, before anything is written to disk."""
+@dataclass
+class Run:
+    """The objects of one run, built (and validated) before anything touches the disk."""
+
+    data: Any
+    protocol: Any
+    loaded: Any
+    io: IOSpec
+    network: torch.nn.Module
+    datamodule: TimeSeriesDataModule
+    task: L.LightningModule
+
+
+def build(cfg: DictConfig) -> Run:
+    """Everything that can fail on bad input: data, network, datasets, task module."""
     data = build_object(cfg.data)
     protocol = build_object(cfg.task.protocol)
-    series = protocol.load(data)
-    network = build_object(cfg.model, io=protocol.io_spec(series))
-    datasets = protocol.datasets(series, getattr(network, "channel_independent", False), data.train_fraction)
+    loaded = protocol.load(data)
+    io = protocol.io_spec(loaded)
+    network = build_object(cfg.model, io=io)
+    datasets = protocol.datasets(loaded, getattr(network, "channel_independent", False), data.train_fraction)
     datamodule = TimeSeriesDataModule(datasets, data.batch_size, data.eval_batch_size, data.num_workers,
                                       paper_compat=cfg.paper_compat)
-    task = build_object(cfg.task.module, network=network, **protocol.task_inputs(series))
-    return data, series, datamodule, network, task
+    task = build_object(cfg.task.module, network=network, **protocol.task_inputs(loaded))
+    return Run(data, protocol, loaded, io, network, datamodule, task)
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, precision: str) -> L.Trainer:
@@ -68,23 +84,24 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Train, test and write `run_dir` (config, metrics.json, model artifact, logs)."""
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data, series, datamodule, network, task = build(cfg)
+    built = build(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     precision = resolve_precision(cfg.trainer.precision)
     monitor = ThroughputMonitor()
     trainer = make_trainer(cfg, run_dir, monitor, precision)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path
     # No validation ran (e.g. max_steps below one validation interval): test the final weights.
-    results = trainer.test(task, datamodule=datamodule, ckpt_path=best or None, weights_only=True)[0]
+    results = trainer.test(built.task, datamodule=built.datamodule, ckpt_path=best or None, weights_only=True)[0]
 
-    artifact = save_artifact(run_dir / "model", network, network_config(cfg, network),
-                             network.io, extra=protocol_extra(series, precision))
+    network = built.network
+    extra = {"precision": precision, "data": built.protocol.artifact_meta(built.loaded)}
+    artifact = save_artifact(run_dir / "model", network, network_config(cfg, network), built.io, extra=extra)
     metrics = {k: float(v) for k, v in results.items()}
     metrics.update({
-        "data": {"name": series.name, "n_channels": series.n_channels, **datamodule.sizes(),
-                 "train_fraction": data.train_fraction, **series.meta},
+        "data": {**built.protocol.describe(built.loaded), **built.datamodule.sizes(),
+                 "train_fraction": built.data.train_fraction},
         "backbone": getattr(network, "backbone_info", None),
         "efficiency": {**count_parameters(network), "artifact_bytes": directory_bytes(artifact),
                        "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision},
@@ -94,13 +111,3 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     })
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     return metrics
-
-
-def protocol_extra(series: Any, precision: str) -> dict[str, Any]:
-    """What inference needs besides the network: data schema, scaler, precision."""
-    return {
-        "precision": precision,
-        "data": {"columns": series.columns, "target_channels": series.target_channels,
-                 "date_col": series.date_col, "freq": series.freq, "scaler": series.scaler.to_dict(),
-                 **{k: series.meta.get(k) for k in ("features", "target")}},
-    }

@@ -77,8 +77,9 @@ def collate_prebatched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 class ForecastWindowing:
     """Forecasting protocol: input `seq_len` steps, predict the next `horizon`.
 
-    The training loop asks a protocol four things: load the data, the network's IOSpec, the
-    split datasets, and the data-derived arguments of the task module.
+    The training loop asks a protocol: load the data, the network's IOSpec, the split datasets,
+    the data-derived arguments of the task module, and what to record in metrics.json (`describe`)
+    and in the artifact (`artifact_meta`).
     """
 
     seq_len: int
@@ -105,3 +106,13 @@ class ForecastWindowing:
 
     def task_inputs(self, data: SeriesData) -> dict[str, Any]:
         return {"target_channels": data.target_channels, "scale": data.scaler.std}
+
+    def describe(self, data: SeriesData) -> dict[str, Any]:
+        """The `data` block of metrics.json (sample counts are added by the data module)."""
+        return {"name": data.name, "n_channels": data.n_channels, **data.meta}
+
+    def artifact_meta(self, data: SeriesData) -> dict[str, Any]:
+        """What inference needs besides the network: the data schema and the fitted scaler."""
+        return {"columns": data.columns, "target_channels": data.target_channels, "date_col": data.date_col,
+                "freq": data.freq, "scaler": data.scaler.to_dict(),
+                **{k: data.meta.get(k) for k in ("features", "target")}}
