@@ -93,6 +93,7 @@ BAD_FILES = {
     "ragged": ("date,y\n2020-01-01,1\n2020-01-02,1,2\n", "could not be parsed as CSV"),
     "zone and no zone": ("date,y\n2020-01-01T00:00Z,1\n2020-01-02T00:00,2\n2020-01-03T00:00Z,3\n",
                          "mixes timestamps with and without a time zone (data row 2: '2020-01-02T00:00')"),
+    "date column unparseable": ("date,y\nmonday,1\ntuesday,2\n", "no date column found: ['date'] hold no parseable"),
     "unparseable": ("date,y\n2020-01-01,1\nyesterday,2\n2020-01-03,3\n",
                     "unparseable timestamp 'yesterday' in column 'date' at data row 2"),
     "irregular": ("date,y\n2020-01-01,1\n2020-01-02,2\n2020-01-03,3\n2020-01-05,4\n",

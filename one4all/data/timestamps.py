@@ -62,7 +62,7 @@ def detect_date_column(frame: pd.DataFrame, date_col: str | None) -> tuple[str, 
     if date_col is not None:
         if date_col not in frame.columns:
             raise UserError(f"date column {date_col!r} not in the CSV (columns: {list(frame.columns)}); "
-                            "fix data.date_col (or --date-col)")
+                            "fix data.date_col")
         parsed = parse_dates(frame[date_col], date_col)
         if parsed is None:
             raise UserError(f"column {date_col!r} has no parseable timestamps; use ISO dates like 2020-01-31 12:00")
@@ -82,7 +82,11 @@ def detect_date_column(frame: pd.DataFrame, date_col: str | None) -> tuple[str, 
         fallback = fallback or (col, stamps)
     if fallback is not None:
         return fallback  # validated (and rejected as duplicated) by the caller
-    raise UserError("no date column found; name one with data.date_col (or --date-col), e.g. a column 'date'")
+    if named:
+        raise UserError(f"no date column found: {named} hold no parseable timestamps; use ISO dates like "
+                        "2020-01-31 12:00, or name the date column with data.date_col")
+    raise UserError("no date column found; add one (e.g. 'date' with ISO dates like 2020-01-31) or name it "
+                    "with data.date_col")
 
 
 def validate_timestamps(stamps: pd.DatetimeIndex, col: str, raw: pd.Series | None = None) -> None:
