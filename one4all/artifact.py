@@ -57,11 +57,16 @@ def _umask_mode(mode: int) -> int:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """`atomic_write_text` for bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp, _umask_mode(0o666))
         os.replace(tmp, path)
@@ -109,7 +114,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"corrupt artifact manifest {path}: {err}; retrain or restore the file") from err
-    if manifest.get("format") != FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not a one4all artifact; pass the model/ folder written by `one4all train`")
     if manifest.get("version") != VERSION:
         raise UserError(f"artifact version {manifest.get('version')} is not supported by this one4all "
@@ -157,5 +162,10 @@ def load_artifact(directory: str | Path, backbone_path: str | None = None) -> tu
     if missing or unexpected:
         raise UserError(f"artifact tensors do not match the network (missing {missing[:3]}, unexpected "
                         f"{unexpected[:3]}); the artifact is from an incompatible version, retrain it")
-    network.load_state_dict(tensors, strict=False)
+    try:
+        network.load_state_dict(tensors, strict=False)
+    except RuntimeError as err:  # shape mismatch: tensors and manifest disagree
+        first = str(err).splitlines()[-1].strip()
+        raise UserError(f"artifact tensors do not fit the network ({first}); the artifact is corrupt or from an "
+                        "incompatible version, retrain it") from err
     return network, manifest

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 from one4all.errors import UserError
 
@@ -13,10 +15,14 @@ USAGE = """one4all <command> [args]
 commands:
   train [overrides]     train and test one experiment (Hydra overrides, e.g. experiment=long_term/etth1_96)
   --cfg                 (after train) print the composed config and exit
+  forecast --run RUN_DIR --csv FILE --out OUT.csv [--plot OUT.png] [--horizon N]
+                        forecast the steps after the last row of FILE with a trained run
 
 Examples:
   one4all train
   one4all train experiment=long_term/etth1_96 data.root=../shared/data model.backbone.init=random
+  one4all train data=csv data.path=my.csv data.target=sales task.horizon=24 hydra.run.dir=runs/sales
+  one4all forecast --run runs/sales --csv my.csv --out future.csv --plot future.png
 """
 
 
@@ -47,7 +53,34 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train}
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one-line UserErrors (exit 2, no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+
+def cmd_forecast(argv: list[str]) -> int:
+    """`one4all forecast --run RUN_DIR --csv FILE --out OUT.csv [--plot OUT.png] [--horizon N]`."""
+    parser = _Parser(prog="one4all forecast", description="Forecast the steps after the last row of a CSV "
+                     "with a trained run; values in the CSV's units.")
+    parser.add_argument("--run", required=True, help="run directory of `one4all train` (or its model/ folder)")
+    parser.add_argument("--csv", required=True,
+                        help="CSV with the training schema (date + trained columns); pkg://... for a packaged file")
+    parser.add_argument("--out", required=True, help="forecast CSV to write: date + one column per channel")
+    parser.add_argument("--plot", help="also draw history and forecast per channel (.png, .svg or .pdf)")
+    parser.add_argument("--horizon", type=int, help="steps to forecast (default and maximum: the model's)")
+    args = parser.parse_args(argv)
+    from one4all.forecast_files import forecast_csv
+
+    future = forecast_csv(args.run, args.csv, args.out, args.plot, args.horizon)
+    first, last = future.iloc[0, 0], future.iloc[-1, 0]
+    print(f"forecast: {len(future)} steps ({first} .. {last}) x {len(future.columns) - 1} channel(s) -> {args.out}"
+          + (f"\nplot: {args.plot}" if args.plot else ""))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train, "forecast": cmd_forecast}
 
 
 def main(argv: list[str] | None = None) -> int:

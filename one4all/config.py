@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from one4all.errors import UserError
 from one4all.paths import config_dir
@@ -43,6 +43,9 @@ def build_object(node: Any, **kwargs: Any) -> Any:
     """
     try:
         return instantiate(node, _convert_="object", **kwargs)
+    except MissingMandatoryValue as err:
+        raise UserError(f"missing config value {err.full_key}; set it on the command line "
+                        f"({err.full_key}=...)") from None
     except InstantiationException as err:
         cause = err.__cause__
         while isinstance(cause, InstantiationException):

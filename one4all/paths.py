@@ -29,7 +29,8 @@ def default_data_root() -> Path | None:
 
 
 def resolve_data_file(root: str | os.PathLike | None, path: str | os.PathLike) -> Path:
-    """Resolve `path` against `root` (or the default data root) unless it is absolute.
+    """Resolve `path` against `root` unless it is absolute; without `root`, against the working
+    directory if the file is there, else the default data root.
 
     `pkg://package.module/file.csv` names a file shipped inside an installed package.
     """
@@ -40,8 +41,10 @@ def resolve_data_file(root: str | os.PathLike | None, path: str | os.PathLike) -
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
-    base = Path(root).expanduser() if root else default_data_root()
-    if base is None:
-        # Relative to the working directory, as a user typing a path expects.
+    if root:
+        return (Path(root).expanduser() / p).resolve()
+    base = default_data_root()
+    # A file beside the user (`data.path=my.csv`) wins; benchmark paths fall back to the data root.
+    if base is None or p.is_file():
         return p.resolve()
     return (base / p).resolve()

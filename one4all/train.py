@@ -54,9 +54,13 @@ class Run:
     task: L.LightningModule
 
 
-def build(cfg: DictConfig) -> Run:
-    """Everything that can fail on bad input: data, network, datasets, task module."""
-    data = build_object(cfg.data)
+def build(cfg: DictConfig, data_inputs: dict[str, Any] | None = None) -> Run:
+    """Everything that can fail on bad input: data, network, datasets, task module.
+
+    `data_inputs` are constructor arguments of the data spec that a config cannot hold (the
+    DataFrame of the Python API).
+    """
+    data = build_object(cfg.data, **(data_inputs or {}))
     protocol = build_object(cfg.task.protocol)
     loaded = protocol.load(data)
     io = protocol.io_spec(loaded)
@@ -80,11 +84,11 @@ def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, pre
                        logger=CSVLogger(str(run_dir), name="logs", version=""))
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, test and write `run_dir` (config, metrics.json, model artifact, logs)."""
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    built = build(cfg)
+    built = build(cfg, data_inputs)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     precision = resolve_precision(cfg.trainer.precision)

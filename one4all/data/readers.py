@@ -1,4 +1,9 @@
-"""Parse a CSV file into a numeric table with timestamps; validate it with one-line errors."""
+"""Parse a CSV (or a DataFrame) into a numeric table with timestamps; validate it with one-line errors.
+
+Timestamps are handled in `one4all.data.timestamps`. Channels: numeric columns (or `data.columns`);
+boolean and text columns are ignored with a notice. Missing values (empty cells, NaN, inf) are
+interpolated linearly in runs of at most `data.max_missing_gap` steps; a longer run is an error.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from one4all.data.timestamps import detect_date_column, resolve_frequency, validate_timestamps
 from one4all.errors import UserError
 
 log = logging.getLogger(__name__)
 
-DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds", "period")
+_SEPARATORS = (",", ";", "\t")
 
 
 @dataclass
@@ -31,89 +37,39 @@ class Table:
         return int(self.values.shape[0])
 
 
+def _separator(head: bytes) -> str:
+    """Comma, unless the header line has none and holds semicolons or tabs (spreadsheet exports)."""
+    header = head.splitlines()[0] if head else b""
+    counts = {sep: header.count(sep.encode()) for sep in _SEPARATORS}
+    if counts[","] or not any(counts.values()):
+        return ","
+    return max(counts, key=counts.get)
+
+
 def read_frame(path: str | Path) -> pd.DataFrame:
-    """Read a CSV into a DataFrame with clear errors for missing, empty or non-CSV files."""
+    """Read a CSV into a DataFrame with clear errors for missing, empty, binary or malformed files."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data file not found: {path} (check data.path / data.root or --csv)")
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    if b"\x00" in head:
+        raise UserError(f"{path} is a binary file, not a CSV; export it as a comma-separated UTF-8 text file")
     try:
         # utf-8-sig drops a BOM; pandas handles CRLF line endings itself.
-        frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=True)
+        frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=True, sep=_separator(head))
     except UnicodeDecodeError as err:
-        raise UserError(f"{path} is not a text CSV file ({err.reason}); give a comma-separated text file") from err
+        raise UserError(f"{path} is not a UTF-8 text CSV ({err.reason} at byte {err.start}); "
+                        "export it as a comma-separated UTF-8 text file") from err
     except pd.errors.EmptyDataError as err:
         raise UserError(f"{path} is empty; give a CSV with a header row and data rows") from err
     except pd.errors.ParserError as err:
         first = str(err).splitlines()[0]
-        raise UserError(f"{path} could not be parsed as CSV ({first}); give a comma-separated file") from err
-    frame.columns = [str(c).strip() for c in frame.columns]
+        raise UserError(f"{path} could not be parsed as CSV ({first}); give a comma-separated file with the "
+                        "same number of fields on every line") from err
     if frame.empty:
-        raise UserError(f"{path} has a header but no data rows; add at least seq_len + horizon rows")
+        raise UserError(f"{path} has a header but no data rows; add the series' rows below the header")
     return frame
-
-
-def _parse_dates(series: pd.Series) -> pd.DatetimeIndex | None:
-    """Parse a column as timestamps, or None if it is not a date column."""
-    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
-        return None
-    try:
-        parsed = pd.to_datetime(series, errors="coerce", format="mixed")
-    except (ValueError, TypeError, OverflowError):
-        return None
-    if parsed.isna().mean() > 0.01:
-        return None
-    return pd.DatetimeIndex(parsed)
-
-
-def detect_date_column(frame: pd.DataFrame, date_col: str | None) -> tuple[str, pd.DatetimeIndex]:
-    """Find the timestamp column: the named one, else the first unique date-like column."""
-    if date_col is not None:
-        if date_col not in frame.columns:
-            raise UserError(f"date column {date_col!r} not in the CSV (columns: {list(frame.columns)}); "
-                            "fix data.date_col")
-        parsed = _parse_dates(frame[date_col])
-        if parsed is None:
-            raise UserError(f"column {date_col!r} has unparseable timestamps; use ISO dates like 2020-01-31 12:00")
-        return date_col, parsed
-    named = [c for c in frame.columns if c.lower() in DATE_NAMES]
-    others = [c for c in frame.columns if c not in named]
-    fallback = None
-    for col in named + others:
-        parsed = _parse_dates(frame[col])
-        if parsed is None:
-            continue
-        if parsed.is_unique:
-            return col, parsed
-        fallback = fallback or (col, parsed)
-    if fallback is not None:
-        return fallback  # validated (and rejected as duplicated) by the caller
-    raise UserError("no date column found; name one with data.date_col (or --date-col), e.g. a column 'date'")
-
-
-def validate_timestamps(stamps: pd.DatetimeIndex, col: str) -> None:
-    """Reject unparseable, duplicated or non-monotonic timestamps."""
-    if stamps.hasnans:
-        bad = int(np.flatnonzero(stamps.isna())[0])
-        raise UserError(f"unparseable timestamp in column {col!r} at data row {bad + 1}; fix or drop that row")
-    if not stamps.is_unique:
-        dup = stamps[stamps.duplicated()][0]
-        raise UserError(f"duplicated timestamp {dup} in column {col!r}; keep one row per time step")
-    if not stamps.is_monotonic_increasing:
-        raise UserError(f"timestamps in column {col!r} are not in increasing order; sort the file by {col!r}")
-
-
-def infer_frequency(stamps: pd.DatetimeIndex) -> str | None:
-    """The pandas frequency of a regular index, or None if it is irregular."""
-    if len(stamps) < 3:
-        return None
-    freq = pd.infer_freq(stamps)
-    if freq is not None:
-        return freq
-    # A calendar-aware alias can fail on a few gaps; a constant step still defines the grid.
-    steps = np.diff(stamps.asi8)
-    if np.all(steps == steps[0]):
-        return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps[0]), unit="ns")).freqstr
-    return None
 
 
 def numeric_columns(frame: pd.DataFrame, exclude: set[str], wanted: list[str] | None) -> list[str]:
@@ -132,25 +88,29 @@ def numeric_columns(frame: pd.DataFrame, exclude: set[str], wanted: list[str] | 
             dropped.append(f"{col} (boolean)")
         elif pd.api.types.is_numeric_dtype(series):
             keep.append(col)
+        elif pd.to_numeric(series, errors="coerce").notna().sum() >= 0.9 * series.notna().sum():
+            keep.append(col)  # a numeric column with a few bad cells: to_float_matrix names them
         else:
-            coerced = pd.to_numeric(series, errors="coerce")
-            if coerced.notna().mean() >= 0.99:
-                keep.append(col)
-            else:
-                dropped.append(f"{col} (non-numeric)")
+            dropped.append(f"{col} (non-numeric)")
     if dropped:
         log.warning("ignoring columns %s; list them in data.columns to use them", ", ".join(dropped))
     return keep
 
 
 def to_float_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """Columns as float64 [rows, channels]; booleans become 0/1, other text becomes NaN."""
+    """Columns as float64 [rows, channels]; booleans become 0/1; empty cells NaN; other text is an error."""
     parts = []
     for col in columns:
         series = frame[col]
         if pd.api.types.is_bool_dtype(series):
             series = series.astype(float)
-        parts.append(pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64))
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = numbers.isna() & series.notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"column {col!r} has a non-numeric value {series.iloc[row]!r} at data row {row + 1}; "
+                            "fix it or leave the cell empty (interpolated)")
+        parts.append(numbers.to_numpy(dtype=np.float64))
     return np.stack(parts, axis=1) if parts else np.empty((len(frame), 0))
 
 
@@ -169,19 +129,46 @@ def fill_missing(values: np.ndarray, columns: list[str], max_gap: int) -> np.nda
             continue
         if missing.all():
             raise UserError(f"column {col!r} has no finite values; drop it or fix the file")
-        run = _longest_run(missing)
+        run, start = _longest_run(missing)
         if run > max_gap:
-            start = int(np.flatnonzero(missing)[0])
-            raise UserError(f"column {col!r} has {run} consecutive missing/inf values (first at data row "
-                            f"{start + 1}); at most data.max_missing_gap={max_gap} are interpolated")
+            raise UserError(f"column {col!r} has {run} consecutive missing/inf values (from data row {start + 1}); "
+                            f"at most data.max_missing_gap={max_gap} are interpolated: fill the gap or raise the limit")
         frame[col] = frame[col].interpolate(method="linear", limit_direction="both")
     return frame.to_numpy(dtype=np.float64)
 
 
-def _longest_run(mask: np.ndarray) -> int:
+def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+    """Length and start of the longest run of True."""
     padded = np.concatenate([[0], mask.astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(padded))
-    return int((edges[1::2] - edges[0::2]).max()) if len(edges) else 0
+    lengths = edges[1::2] - edges[0::2]
+    best = int(np.argmax(lengths))
+    return int(lengths[best]), int(edges[0::2][best])
+
+
+def frame_to_table(
+    frame: pd.DataFrame,
+    date_col: str | None = None,
+    columns: list[str] | None = None,
+    freq: str | None = None,
+    max_missing_gap: int = 3,
+    source: str = "the data",
+) -> Table:
+    """Validate a DataFrame (date column or DatetimeIndex, value columns) into a `Table`."""
+    frame = frame.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if isinstance(frame.index, pd.DatetimeIndex) and (date_col or "date") not in frame.columns:
+        frame = frame.rename_axis(date_col or frame.index.name or "date").reset_index()
+    if frame.empty:
+        raise UserError(f"{source} has no rows; give the series' rows")
+    col, stamps = detect_date_column(frame, date_col)
+    validate_timestamps(stamps, col, frame[col])
+    channels = numeric_columns(frame, exclude={col}, wanted=columns)
+    if not channels:
+        raise UserError(f"{source} has no numeric columns besides {col!r}; add value columns")
+    values = fill_missing(to_float_matrix(frame, channels), channels, max_missing_gap)
+    return Table(values=values.astype(np.float32), columns=channels, timestamps=stamps, date_col=col,
+                 freq=resolve_frequency(stamps, col, freq))
 
 
 def read_table(
@@ -192,17 +179,4 @@ def read_table(
     max_missing_gap: int = 3,
 ) -> Table:
     """Read a CSV with a date column into a validated `Table`."""
-    frame = read_frame(path)
-    col, stamps = detect_date_column(frame, date_col)
-    validate_timestamps(stamps, col)
-    channels = numeric_columns(frame, exclude={col}, wanted=columns)
-    if not channels:
-        raise UserError(f"{path} has no numeric columns besides {col!r}; add value columns")
-    values = fill_missing(to_float_matrix(frame, channels), channels, max_missing_gap)
-    return Table(
-        values=values.astype(np.float32),
-        columns=channels,
-        timestamps=stamps,
-        date_col=col,
-        freq=freq or infer_frequency(stamps),
-    )
+    return frame_to_table(read_frame(path), date_col, columns, freq, max_missing_gap, source=str(path))

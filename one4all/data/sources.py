@@ -1,18 +1,20 @@
 """Data specs: where a dataset comes from, how it is split and scaled, and how it is fed.
 
-A spec is built by Hydra from `configs/data/*.yaml`; `load(seq_len)` returns arrays ready for the
-task's windowing. Scalers are always fitted on the training rows only.
+A spec is built by Hydra from `configs/data/*.yaml`; `load(seq_len, horizon)` returns arrays ready for
+the task's windowing. Scalers are always fitted on the training rows only.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from one4all.data.readers import Table, read_table
+from one4all.data.readers import Table, frame_to_table, read_table
 from one4all.data.splits import Borders, StandardScaler, make_borders, scheme_for_file
 from one4all.errors import UserError
 from one4all.paths import resolve_data_file
@@ -74,46 +76,54 @@ class LoaderSettings:
     train_fraction: float = 1.0
 
 
-class CsvData(LoaderSettings):
-    """A CSV with a date column (ETT, exchange rate, your own file, or a packaged file)."""
+def _name(column: Any) -> str | None:
+    return None if column is None else str(column)
+
+
+class TableData(LoaderSettings, ABC):
+    """A table-shaped series (date column + value columns): features, split, train-only scaling.
+
+    Subclasses say where the table comes from (`read`); everything after reading is shared.
+    """
 
     def __init__(
         self,
-        path: str,
-        root: str | None = None,
+        name: str,
         features: str = "M",
         target: str | None = "OT",
         date_col: str | None = None,
         columns: list[str] | None = None,
         freq: str | None = None,
-        split: str = "auto",
+        split: str = "ratio",
         max_missing_gap: int = 3,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         train_fraction: float = 1.0,
-        name: str | None = None,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
         if not 0.0 < train_fraction <= 1.0:
             raise UserError(f"data.train_fraction={train_fraction} must be in (0, 1]")
-        self.path = resolve_data_file(root, path)
-        self.features, self.target, self.date_col = features, target, date_col
-        self.columns = list(columns) if columns else None
-        self.freq, self.max_missing_gap = freq, max_missing_gap
-        self.split = scheme_for_file(self.path.name) if split == "auto" else split
-        self.name = name or Path(self.path).stem
+        self.name = name
+        # Column names are strings: `data.target=6` reaches us as the int 6 (exchange_rate has a column "6").
+        self.features, self.target, self.date_col = features, _name(target), _name(date_col)
+        self.columns = [str(c) for c in columns] if columns else None
+        self.freq, self.max_missing_gap, self.split = freq, max_missing_gap, split
 
+    @abstractmethod
     def read(self) -> Table:
         """The validated raw table (original units)."""
-        return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap)
 
-    def load(self, seq_len: int) -> SeriesData:
+    def describe_source(self) -> dict:
+        """Where the data came from, for metrics.json."""
+        return {}
+
+    def load(self, seq_len: int, horizon: int = 0) -> SeriesData:
         """Read, select features, split, and scale with statistics of the training rows."""
         table = self.read()
         inputs, targets = select_features(table, self.features, self.target)
         values = table.values[:, inputs]
-        borders = make_borders(self.split, table.n_rows, seq_len)
+        borders = make_borders(self.split, table.n_rows, seq_len, horizon)
         train_start, train_end = borders.train
         scaler = StandardScaler.fit(values[train_start:train_end])
         return SeriesData(
@@ -126,6 +136,40 @@ class CsvData(LoaderSettings):
             timestamps=table.timestamps,
             freq=table.freq,
             date_col=table.date_col,
-            meta={"path": str(self.path), "features": self.features, "target": self.target,
-                  "split": self.split, "n_rows": table.n_rows},
+            meta={**self.describe_source(), "features": self.features, "target": self.target,
+                  "split": self.split, "n_rows": table.n_rows, "max_missing_gap": self.max_missing_gap},
         )
+
+
+class CsvData(TableData):
+    """A CSV with a date column (ETT, exchange rate, your own file, or a packaged file)."""
+
+    def __init__(self, path: str, root: str | None = None, split: str = "auto", name: str | None = None,
+                 **settings: Any) -> None:
+        resolved = resolve_data_file(root, path)
+        super().__init__(name=name or Path(resolved).stem,
+                         split=scheme_for_file(resolved.name) if split == "auto" else split, **settings)
+        self.path = resolved
+
+    def read(self) -> Table:
+        return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap)
+
+    def describe_source(self) -> dict:
+        return {"path": str(self.path)}
+
+
+class FrameData(TableData):
+    """An in-memory pandas DataFrame (the Python API): a date column or DatetimeIndex plus value columns.
+
+    The frame is not part of the config: it is passed at build time (`train.run(..., data_inputs=)`).
+    """
+
+    def __init__(self, frame: pd.DataFrame, name: str | None = None, split: str = "ratio", **settings: Any) -> None:
+        if not isinstance(frame, pd.DataFrame):
+            raise UserError(f"expected a pandas DataFrame, got {type(frame).__name__}; pass pd.read_csv(...) output")
+        super().__init__(name=name or "dataframe", split=split, **settings)
+        self.frame = frame
+
+    def read(self) -> Table:
+        return frame_to_table(self.frame, self.date_col, self.columns, self.freq, self.max_missing_gap,
+                              source="the DataFrame")

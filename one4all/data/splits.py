@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,24 +34,47 @@ def ett_borders(n_rows: int, seq_len: int, steps_per_hour: int = 1) -> Borders:
     return Borders((0, 12 * month), (12 * month - seq_len, 16 * month), (16 * month - seq_len, 20 * month))
 
 
-def ratio_borders(n_rows: int, seq_len: int, train: float = 0.7, test: float = 0.2) -> Borders:
+def _ratio_fits(n_rows: int, seq_len: int, horizon: int, train: float, test: float) -> bool:
+    """Whether every split holds a window: train seq_len + horizon rows, val and test `horizon`
+    rows of their own (at least 1; they borrow seq_len input rows from the previous split)."""
+    n_train, n_test = int(n_rows * train), int(n_rows * test)
+    need = max(horizon, 1)
+    return n_train >= seq_len + horizon and n_test >= need and n_rows - n_train - n_test >= need
+
+
+def ratio_min_rows(seq_len: int, horizon: int = 0, train: float = 0.7, test: float = 0.2) -> int:
+    """The row count from which on the ratio split always fits (int() rounding makes the shares'
+    row counts non-monotonic, so a few shorter files may fit too)."""
+    h = max(horizon, 1)
+    # Above this bound every share holds its rows whatever the rounding; scan down from it.
+    n = max(math.ceil((seq_len + horizon + 1) / train), math.ceil((h + 1) / test),
+            math.ceil(h / (1 - train - test)) + 2)
+    while n > 1 and _ratio_fits(n - 1, seq_len, horizon, train, test):
+        n -= 1
+    return n
+
+
+def ratio_borders(n_rows: int, seq_len: int, horizon: int = 0, train: float = 0.7, test: float = 0.2) -> Borders:
     """Chronological split, TSLib `Dataset_Custom`: int(0.7 n) train, int(0.2 n) test, rest val."""
+    if not _ratio_fits(n_rows, seq_len, horizon, train, test):
+        need = ratio_min_rows(seq_len, horizon, train, test)
+        what = f"seq_len={seq_len} + horizon={horizon}" if horizon else f"seq_len={seq_len}"
+        raise UserError(f"{n_rows} rows are too few: {what} with a {train:.0%}/{1 - train - test:.0%}/{test:.0%} "
+                        f"split needs at least {need} rows; add rows or lower task.seq_len / task.horizon")
     n_train, n_test = int(n_rows * train), int(n_rows * test)
     n_val = n_rows - n_train - n_test
-    if min(n_train, n_val, n_test) <= 0 or n_train - seq_len < 0:
-        raise UserError(f"{n_rows} rows are too few to split {train:.0%}/{1 - train - test:.0%}/{test:.0%} "
-                        f"with seq_len={seq_len}")
     return Borders((0, n_train), (n_train - seq_len, n_train + n_val), (n_rows - n_test - seq_len, n_rows))
 
 
-def make_borders(scheme: str, n_rows: int, seq_len: int) -> Borders:
-    """Borders by scheme name: `ett_hour`, `ett_minute` (15-min ETT) or `ratio`."""
+def make_borders(scheme: str, n_rows: int, seq_len: int, horizon: int = 0) -> Borders:
+    """Borders by scheme name: `ett_hour`, `ett_minute` (15-min ETT) or `ratio`; `horizon` (if known)
+    lets the ratio scheme say exactly how many rows a forecasting run needs."""
     if scheme == "ett_hour":
         return ett_borders(n_rows, seq_len, 1)
     if scheme == "ett_minute":
         return ett_borders(n_rows, seq_len, 4)
     if scheme == "ratio":
-        return ratio_borders(n_rows, seq_len)
+        return ratio_borders(n_rows, seq_len, horizon)
     raise UserError(f"unknown data.split={scheme!r}; use ett_hour, ett_minute or ratio")
 
 

@@ -86,7 +86,7 @@ class ForecastWindowing:
     horizon: int
 
     def load(self, data: Any) -> SeriesData:
-        return data.load(self.seq_len)
+        return data.load(self.seq_len, horizon=self.horizon)
 
     def io_spec(self, data: SeriesData) -> IOSpec:
         return IOSpec(seq_len=self.seq_len, n_channels=data.n_channels, kind="forecast", horizon=self.horizon)
@@ -115,4 +115,4 @@ class ForecastWindowing:
         """What inference needs besides the network: the data schema and the fitted scaler."""
         return {"columns": data.columns, "target_channels": data.target_channels, "date_col": data.date_col,
                 "freq": data.freq, "scaler": data.scaler.to_dict(),
-                **{k: data.meta.get(k) for k in ("features", "target")}}
+                **{k: data.meta.get(k) for k in ("features", "target", "max_missing_gap")}}

@@ -1,0 +1,161 @@
+"""Timestamps of a table: find the date column, parse it, validate it, and settle its frequency.
+
+Policy (README "Forecast your own CSV"):
+- the date column is the one named (`data.date_col`), else the first column named like a date
+  (date, datetime, timestamp, time, ds, period) that parses, else the first column that parses;
+- a zone is kept as given (`...Z` stays UTC); offsets that change within the column (daylight
+  saving) are converted to UTC with a notice; a column mixing zoned and zone-less values is an error;
+- the frequency is `data.freq` if given (the timestamps must lie on its grid), else inferred; a
+  series whose frequency cannot be inferred (missing time steps, irregular sampling) is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from one4all.errors import UserError
+
+log = logging.getLogger(__name__)
+
+DATE_NAMES = ("date", "datetime", "timestamp", "time", "ds", "period")
+_ZONE_SUFFIX = r"(?:Z|[+-]\d\d:?\d\d)$"
+
+
+def _mixed_zones(series: pd.Series, col: str) -> pd.Series:
+    """Parse a column whose values carry different UTC offsets: all zoned -> UTC, else an error."""
+    text = series.astype(str).str.strip()
+    zoned = text.str.contains(_ZONE_SUFFIX, regex=True)
+    if not zoned.all():
+        row = int(np.flatnonzero(~zoned.to_numpy())[0])
+        raise UserError(f"column {col!r} mixes timestamps with and without a time zone (data row {row + 1}: "
+                        f"{text.iloc[row]!r}); give every timestamp the same zone")
+    log.warning("column %r has changing UTC offsets (daylight saving?); timestamps are converted to UTC", col)
+    return pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
+
+
+def parse_dates(series: pd.Series, col: str) -> pd.Series | None:
+    """Timestamps of a column (NaT where a value does not parse), or None if it holds no dates at all."""
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
+        return None
+    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
+        return series
+    try:
+        parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+    except ValueError as err:
+        if "Mixed timezones" not in str(err):
+            return None
+        parsed = _mixed_zones(series, col)
+    except (TypeError, OverflowError):
+        return None
+    if parsed.isna().all():
+        return None
+    return parsed
+
+
+def detect_date_column(frame: pd.DataFrame, date_col: str | None) -> tuple[str, pd.DatetimeIndex]:
+    """The timestamp column: the named one, else the first date-named column that parses, else the
+    first other column whose values all parse and are unique."""
+    if date_col is not None:
+        if date_col not in frame.columns:
+            raise UserError(f"date column {date_col!r} not in the CSV (columns: {list(frame.columns)}); "
+                            "fix data.date_col")
+        parsed = parse_dates(frame[date_col], date_col)
+        if parsed is None:
+            raise UserError(f"column {date_col!r} has no parseable timestamps; use ISO dates like 2020-01-31 12:00")
+        return date_col, pd.DatetimeIndex(parsed)
+    named = [c for c in frame.columns if c.lower() in DATE_NAMES]
+    others = [c for c in frame.columns if c not in named]
+    fallback = None
+    for col in named + others:
+        parsed = parse_dates(frame[col], col)
+        # A date-named column is the date column even with a few bad values (reported by row);
+        # any other column must parse completely, or text columns would be mistaken for dates.
+        if parsed is None or (col not in named and parsed.isna().any()):
+            continue
+        stamps = pd.DatetimeIndex(parsed)
+        if stamps.is_unique:
+            return col, stamps
+        fallback = fallback or (col, stamps)
+    if fallback is not None:
+        return fallback  # validated (and rejected as duplicated) by the caller
+    if named:
+        raise UserError(f"no date column found: {named} hold no parseable timestamps; use ISO dates like "
+                        "2020-01-31 12:00, or name the date column with data.date_col")
+    raise UserError("no date column found; add one (e.g. 'date' with ISO dates like 2020-01-31) or name it "
+                    "with data.date_col")
+
+
+def validate_timestamps(stamps: pd.DatetimeIndex, col: str, raw: pd.Series | None = None) -> None:
+    """Reject unparseable, duplicated or non-monotonic timestamps, naming the first offending row."""
+    if stamps.hasnans:
+        bad = int(np.flatnonzero(stamps.isna())[0])
+        value = f" {raw.iloc[bad]!r}" if raw is not None else ""
+        raise UserError(f"unparseable timestamp{value} in column {col!r} at data row {bad + 1}; "
+                        "fix or drop that row (ISO dates like 2020-01-31 12:00 always parse)")
+    if not stamps.is_unique:
+        row = int(np.flatnonzero(stamps.duplicated())[0])
+        raise UserError(f"duplicated timestamp {stamps[row]} in column {col!r} (data row {row + 1}); "
+                        "keep one row per time step")
+    if not stamps.is_monotonic_increasing:
+        row = int(np.flatnonzero(np.diff(stamps.asi8) < 0)[0]) + 1
+        raise UserError(f"timestamps in column {col!r} are not in increasing order ({stamps[row]} at data row "
+                        f"{row + 1} comes after {stamps[row - 1]}); sort the file by {col!r}")
+
+
+def infer_frequency(stamps: pd.DatetimeIndex) -> str | None:
+    """The pandas frequency of a regular index, or None if it is irregular."""
+    if len(stamps) < 3:
+        return None
+    freq = pd.infer_freq(stamps)
+    if freq is not None:
+        return freq
+    # A calendar-aware alias can fail where a constant step still defines the grid.
+    steps = stamps[1:] - stamps[:-1]
+    if (steps == steps[0]).all():
+        return to_offset(steps[0]).freqstr
+    return None
+
+
+def _first_irregular_step(stamps: pd.DatetimeIndex) -> str:
+    steps = pd.Series(stamps[1:] - stamps[:-1])
+    usual = steps.mode().iloc[0]
+    row = int(np.flatnonzero((steps != usual).to_numpy())[0]) + 1
+    return (f"the usual step is {usual} but data row {row + 1} ({stamps[row]}) comes {steps.iloc[row - 1]} "
+            "after the previous one")
+
+
+def resolve_frequency(stamps: pd.DatetimeIndex, col: str, freq: str | None = None) -> str:
+    """The series' frequency: `freq` (checked against the timestamps) or the inferred one."""
+    if freq:
+        try:
+            offset = to_offset(freq)
+        except ValueError as err:
+            raise UserError(f"unknown frequency {freq!r}; use a pandas alias like D, h, 30min, W, MS") from err
+        grid = pd.date_range(stamps[0], periods=len(stamps), freq=offset)
+        if not grid.equals(stamps):
+            row = int(np.flatnonzero(grid != stamps)[0])
+            raise UserError(f"timestamps in column {col!r} are not on a regular {offset.freqstr} grid (data row "
+                            f"{row + 1} is {stamps[row]}, expected {grid[row]}); add the missing time steps "
+                            "(empty values are interpolated) or fix the frequency")
+        return offset.freqstr
+    if len(stamps) < 3:
+        raise UserError(f"{len(stamps)} timestamps are too few to infer a frequency; add rows or set data.freq")
+    inferred = infer_frequency(stamps)
+    if inferred is None:
+        raise UserError(f"cannot infer a regular frequency from column {col!r}: {_first_irregular_step(stamps)}; "
+                        "add the missing time steps (empty values are interpolated) or resample the series")
+    return inferred
+
+
+def same_frequency(a: str, b: str) -> bool:
+    """Whether two pandas frequency strings name the same offset ('30min' == '30T')."""
+    return to_offset(a) == to_offset(b)
+
+
+def future_dates(last: pd.Timestamp, freq: str, steps: int) -> pd.DatetimeIndex:
+    """The `steps` timestamps after `last` at `freq`, in `last`'s zone."""
+    return pd.date_range(start=last, periods=steps + 1, freq=to_offset(freq))[1:]

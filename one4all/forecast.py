@@ -1,0 +1,165 @@
+"""Forecast the real future of a series with a trained artifact: schema checks, scaling, dates.
+
+The input must have the training schema: the trained value columns (extra columns are ignored
+with a notice, missing ones are an error), a date column, at least `seq_len` rows at the trained
+frequency, and missing values within the trained `max_missing_gap`. The forecast covers the
+`horizon` steps after the last row, one column per forecast channel, in the data's units.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from one4all.artifact import MANIFEST, load_artifact, read_manifest, save_artifact
+from one4all.data.readers import Table, frame_to_table
+from one4all.data.splits import StandardScaler
+from one4all.data.timestamps import future_dates, same_frequency
+from one4all.errors import UserError
+from one4all.models.contract import IOSpec
+
+log = logging.getLogger(__name__)
+
+# Manifest keys written by save_artifact itself; everything else is passed back as `extra`.
+_ARTIFACT_KEYS = ("format", "version", "torch_version", "network", "io", "frozen_sha256")
+_DATA_KEYS = ("columns", "target_channels", "date_col", "freq", "scaler")
+
+
+def artifact_dir(path: str | Path) -> Path:
+    """The artifact folder of a run directory (`RUN/model`), or `path` itself if it is one."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"run directory not found: {path}; pass the run directory printed by `one4all train`")
+    if (path / "model" / MANIFEST).is_file():
+        return path / "model"
+    return path
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager:
+    """The autocast Lightning used for `precision`, so inference computes what training evaluated."""
+    if precision.startswith("bf16") and precision.endswith("mixed"):
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if precision.startswith("16") and precision.endswith("mixed"):
+        return torch.autocast("cpu", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class ForecastModel:
+    """A trained forecasting network with the data schema and scaler of its training run."""
+
+    network: nn.Module
+    manifest: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path) -> ForecastModel:
+        """Load from a run directory or its `model/` folder; refuse non-forecasting or corrupt artifacts."""
+        directory = artifact_dir(path)
+        manifest = read_manifest(directory)
+        try:
+            kind = manifest["io"].get("kind")
+            missing = [k for k in _DATA_KEYS if k not in manifest.get("data", {})]
+        except (KeyError, AttributeError) as err:
+            raise UserError(f"corrupt artifact manifest in {directory} ({type(err).__name__}: {err}); "
+                            "retrain the model or restore the file") from err
+        if kind != "forecast":
+            raise UserError(f"the model in {directory} is a {kind!r} model, not a forecaster; "
+                            "pass the run directory of a forecasting run")
+        if missing:
+            raise UserError(f"the artifact in {directory} lacks the data schema {missing} (incompatible version); "
+                            "retrain the model with this version of one4all")
+        try:
+            network, manifest = load_artifact(directory)
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(f"corrupt artifact manifest in {directory} ({type(err).__name__}: {err}); "
+                            "retrain the model or restore the file") from err
+        return cls(network.eval(), manifest)
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the artifact to `directory` (replaced atomically)."""
+        directory = Path(directory).expanduser()
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        extra = {k: v for k, v in self.manifest.items() if k not in _ARTIFACT_KEYS}
+        return save_artifact(directory, self.network, self.manifest["network"], IOSpec(**self.manifest["io"]),
+                             extra=extra)
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.manifest["io"]["seq_len"])
+
+    @property
+    def horizon(self) -> int:
+        return int(self.manifest["io"]["horizon"])
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return self.manifest["data"]
+
+    @property
+    def columns(self) -> list[str]:
+        """The network's input channels, in order."""
+        return list(self.schema["columns"])
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The forecast channels (all for M, the target for S and MS)."""
+        return [self.columns[i] for i in self.schema["target_channels"]]
+
+    def prepare(self, frame: pd.DataFrame, source: str = "the DataFrame") -> Table:
+        """Validate `frame` against the training schema; returns its series in original units."""
+        frame = frame.rename(columns=lambda c: str(c).strip())
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise UserError(f"{source} lacks column(s) {missing} the model was trained on (trained columns: "
+                            f"{self.columns}); give a file with the training schema")
+        if len(frame) < self.seq_len:
+            raise UserError(f"{source} has {len(frame)} rows; the model needs at least its seq_len={self.seq_len} "
+                            "most recent rows to forecast: give a longer history")
+        date_col = self.schema["date_col"]
+        table = frame_to_table(frame, date_col if date_col in frame.columns else None, self.columns, None,
+                               int(self.schema.get("max_missing_gap", 3)), source=source)
+        extra = [c for c in frame.columns if c not in self.columns and c != table.date_col]
+        if extra:
+            log.warning("ignoring columns not seen in training: %s", ", ".join(map(str, extra)))
+        trained = self.schema["freq"]
+        if trained and not same_frequency(table.freq, trained):
+            raise UserError(f"{source} has frequency {table.freq} but the model was trained on {trained} data; "
+                            "give the series at the training frequency")
+        return table
+
+    def forecast(self, table: Table, horizon: int | None = None) -> pd.DataFrame:
+        """The next `horizon` steps after the table's last row: a `date` column + one column per channel."""
+        horizon = self.horizon if horizon is None else int(horizon)
+        if horizon < 1:
+            raise UserError(f"horizon {horizon} is outside 1..{self.horizon}; ask for at least one step")
+        if horizon > self.horizon:
+            raise UserError(f"horizon {horizon} is outside 1..{self.horizon} (the model's horizon); "
+                            f"retrain with task.horizon={horizon} for a longer forecast")
+        values = self.predict_window(table.values[-self.seq_len:])[:horizon]
+        names = self.output_columns
+        date_name = "date" if "date" not in names else table.date_col
+        dates = future_dates(table.timestamps[-1], table.freq, horizon)
+        return pd.DataFrame({date_name: dates, **{name: values[:, i] for i, name in enumerate(names)}})
+
+    def predict_window(self, window: np.ndarray) -> np.ndarray:
+        """`window[seq_len, channels]` in original units -> forecast `[horizon, outputs]` in original units."""
+        scaler = StandardScaler.from_dict(self.schema["scaler"])
+        targets = list(self.schema["target_channels"])
+        x = torch.from_numpy(scaler.transform(window))
+        independent = getattr(self.network, "channel_independent", False)
+        # As in training: a channel-independent network sees each forecast channel as its own
+        # univariate sample [k, seq_len, 1]; a joint one sees all channels and we keep the targets.
+        # Contiguous like the loader's batches: a strided view takes other kernels (last-bit changes).
+        x = (x[:, targets].T.unsqueeze(-1) if independent else x.unsqueeze(0)).contiguous()
+        with torch.no_grad(), autocast(self.manifest.get("precision", "32-true")):
+            y = self.network(x).float()
+        y = y[..., 0].T if independent else y[0][:, targets]
+        return scaler.inverse(y.numpy().astype(np.float64), targets)
