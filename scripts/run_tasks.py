@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         per_task.setdefault(task, []).append(override)
+    args.out = args.out.resolve()
     experiments = discover(REPO / "configs", args.tasks)
     if args.dry_run:
         print("\n".join(name for _, name in experiments))

@@ -8,6 +8,7 @@ import torch
 
 from one4all.data.anomaly import AnomalyWindowing, TelemanomData, Windows, window_starts
 from one4all.data.anomaly_readers import read_npy_triplet, read_psm, read_smd, read_swat, read_telemanom
+from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.errors import UserError
 from one4all.metrics import PointScores, anomaly_threshold, detection_metrics, point_adjust, precision_recall_f1
 from one4all.tasks.anomaly import evaluate_scores
@@ -153,3 +154,12 @@ def test_windows_tag_split_and_start():
     batch = ds.__getitems__(list(range(len(ds))))
     assert batch["split"].tolist() == [0, 0, 1, 1] and batch["start"].tolist() == [0, 2, 0, 1]
     assert batch["x"][2].sum() == 3
+
+
+def test_paper_compat_never_drops_scoring_windows():
+    sets = {"train": Windows({"train": np.zeros((300, 2))}, 100, 1),
+            "val": Windows({"val": np.zeros((100, 2))}, 100, 1),
+            "test": Windows({"a": np.zeros((1000, 2)), "b": np.zeros((250, 2))}, 100, 100)}
+    module = TimeSeriesDataModule(sets, batch_size=4, paper_compat=True)
+    assert sum(len(b["x"]) for b in module.test_dataloader()) == len(sets["test"]) == 13
+    assert module.sizes()["n_test_samples"] == 13

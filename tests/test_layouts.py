@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -112,3 +114,8 @@ def test_artifact_regenerates_frozen_embeddings_and_heads(tmp_path, io, extra):
     x = torch.randn(2, io.seq_len, io.n_channels)
     args = (x, torch.ones_like(x)) if io.masked else (x,)
     assert torch.equal(loaded(*args), net(*args))
+    manifest = json.loads((tmp_path / "model" / "model.json").read_text())
+    manifest["network"]["init_seed"] = 4  # the frozen embedding / head base would come out different
+    (tmp_path / "model" / "model.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="checksum mismatch"):
+        load_artifact(tmp_path / "model")

@@ -62,3 +62,17 @@ def test_patch_settings_for_reconstruction_are_checked(tmp_path, data_root, caps
             f"hydra.run.dir={tmp_path / 'never'}"]
     assert main(args) == 2 and not (tmp_path / "never").exists()
     assert "model.patch_len=1" in capsys.readouterr().err
+
+
+def test_anomaly_paper_compat_takes_the_threshold_over_test_too(tmp_path, data_root):
+    honest = run(tmp_path / "honest", data_root, "anomaly/smap_p1", "model.d_ff=8", "trainer.max_steps=1")
+    compat = run(tmp_path / "compat", data_root, "anomaly/smap_p1", "model.d_ff=8", "trainer.max_steps=1",
+                 "paper_compat=true")
+    assert compat["data"]["n_test_samples"] == honest["data"]["n_test_samples"] == 23 + 6 + 86
+    assert compat["test/score_mean"] == pytest.approx(honest["test/score_mean"])  # same network, same scores
+    assert compat["test/threshold"] != honest["test/threshold"]
+
+
+def test_null_group_override_is_a_one_line_error(capsys):
+    assert main(["train", "experiment=null"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1  # one line, no traceback

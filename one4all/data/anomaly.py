@@ -113,6 +113,8 @@ class Windows(Dataset):
     """Windows `x[seq_len, channels]` of several series at given starts, tagged with their series
     (`split`: index into `names`) and `start`, so scores can be placed back on the time axis."""
 
+    paper_drop_last = False  # the papers score every test sample here (TSLib: drop_last=False)
+
     def __init__(self, series: dict[str, np.ndarray], seq_len: int, stride: int,
                  max_windows: int | None = None) -> None:
         self.names = list(series)

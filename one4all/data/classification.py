@@ -83,6 +83,8 @@ def pad(series: list[np.ndarray], seq_len: int, scaler: StandardScaler) -> tuple
 class PaddedSamples(Dataset):
     """Padded samples of one split: `x[L, C]`, `mask[L, C]`, class index `y`."""
 
+    paper_drop_last = False  # the papers score every test sample here (TSLib: drop_last=False)
+
     def __init__(self, x: np.ndarray, mask: np.ndarray, y: np.ndarray) -> None:
         self.x, self.mask, self.y = torch.from_numpy(x), torch.from_numpy(mask), torch.from_numpy(y).long()
 
