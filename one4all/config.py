@@ -27,7 +27,7 @@ def compose_config(overrides: list[str], config_name: str = "train") -> tuple[Di
             cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
             HydraConfig.instance().set_config(cfg)
             run_dir = Path(str(cfg.hydra.run.dir)).expanduser().resolve()
-    except (HydraException, OmegaConfBaseException) as err:
+    except (HydraException, OmegaConfBaseException, ValueError) as err:  # ValueError: e.g. `group=null`
         detail = " ".join(str(err).split()) or type(err).__name__
         raise UserError(f"bad configuration or override: {detail}") from err
     with open_dict(cfg):

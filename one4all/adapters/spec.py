@@ -66,6 +66,10 @@ def apply_adapter(network: nn.Module, spec: AdapterSpec, part_modules: dict[str,
             if part not in known:
                 raise UserError(f"{what} {part!r} does not exist in this network; "
                                 f"available: {', '.join(sorted(known))}")
+    for part in lora:
+        if not part_modules[part]:
+            raise UserError(f"LoRA target {part!r} has no weights in this network (e.g. a zero-padding "
+                            "embedding); drop it from adapter.lora_targets")
     network.requires_grad_(False)
     if lora:
         modules = [name for part in lora for name in part_modules[part]]

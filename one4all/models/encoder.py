@@ -1,8 +1,11 @@
-"""Input side of the GPT-2 networks: instance normalisation and patching."""
+"""Input side of the GPT-2 networks: normalisations, patching and token embeddings."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -48,3 +51,92 @@ class Patcher(nn.Module):
     def forward(self, series: torch.Tensor) -> torch.Tensor:
         padded = self.pad(series.unsqueeze(1)).squeeze(1)
         return padded.unfold(dimension=-1, size=self.patch_len, step=self.stride)
+
+
+class SegmentNorm(nn.Module):
+    """Instance norm per segment of `segment_len` steps (GPT4TS anomaly model), undone at the output.
+
+    A window of 100 steps with segments of 25 is standardised in four independent pieces, so a
+    level shift inside the window is not hidden by the statistics of the rest of it.
+    """
+
+    def __init__(self, segment_len: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.segment_len, self.eps = segment_len, eps
+
+    def _segments(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, channels = x.shape
+        return x.reshape(batch, length // self.segment_len, self.segment_len, channels)
+
+    def normalise(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """`x[b, l, c]` -> (normalised x, (mean, std) per segment)."""
+        seg = self._segments(x)
+        mean = seg.mean(dim=2, keepdim=True).detach()
+        std = torch.sqrt(seg.var(dim=2, keepdim=True, unbiased=False) + self.eps).detach()
+        return ((seg - mean) / std).reshape(x.shape), (mean, std)
+
+    def denormalise(self, y: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        mean, std = stats
+        return (self._segments(y) * std + mean).reshape(y.shape)
+
+
+class ObservedNorm(nn.Module):
+    """Instance norm over the observed entries only (GPT4TS imputation model).
+
+    `mask[b, l, c]` is 1 where a value is observed; missing entries arrive as 0 and stay 0 after
+    normalisation, so they carry no information into the network.
+    """
+
+    def __init__(self, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def normalise(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(normalised x, mean[b, 1, c], std[b, 1, c]) from the observed entries of `x`."""
+        count = mask.sum(dim=1, keepdim=True).clamp(min=1)
+        mean = ((x * mask).sum(dim=1, keepdim=True) / count).detach()
+        centred = (x - mean) * mask
+        std = torch.sqrt((centred**2).sum(dim=1, keepdim=True) / count + self.eps).detach()
+        return centred / std, mean, std
+
+
+def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
+    """The Transformer's fixed sin/cos table `[length, d_model]` (even columns sin, odd cos)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    table = torch.zeros(length, d_model)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)[:, : d_model // 2]
+    return table
+
+
+class ConvTokens(nn.Module):
+    """Token embedding of the GPT4TS classifier and imputer: a width-3 circular convolution over
+    the token sequence (no bias), plus fixed sinusoidal positions, then dropout.
+
+    `conv` is the trainable `patch_embedding` part; the position table is a non-persistent buffer
+    (recomputed, never stored).
+    """
+
+    def __init__(self, c_in: int, d_model: int, n_tokens: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False)
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="leaky_relu")
+        self.register_buffer("positions", sinusoidal_positions(n_tokens, d_model), persistent=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`[n, tokens, c_in]` -> `[n, tokens, d_model]`."""
+        embedded = self.conv(tokens.transpose(1, 2)).transpose(1, 2)
+        return self.dropout(embedded + self.positions[: tokens.shape[1]])
+
+
+class ChannelPad(nn.Module):
+    """Zero-pad the channel axis up to `d_model` (GPT4TS anomaly model): no parameters."""
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.pad(tokens, (0, self.d_model - tokens.shape[-1]))

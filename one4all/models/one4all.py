@@ -1,9 +1,11 @@
-"""The One-for-All network: instance norm -> patches -> frozen GPT-2 -> flatten head.
+"""The One-for-All network: a frozen GPT-2 between a per-kind input layout and head.
 
-Exactly the authors' forecasting model (DESIGN.md §3); what trains is decided by the adapter
-preset. Parts that are neither GPT-2 nor trained (in the `reference` preset: the patch embedding
-and the head's base weight) are initialised from `init_seed`, so a saved artifact can regenerate
-them instead of storing them.
+Forecasting is exactly the authors' model (DESIGN.md §3): instance norm -> patches -> frozen
+GPT-2 -> flatten head. Reconstruction (imputation, anomaly detection) and classification follow
+the authors' GPT4TS designs (models.layouts). What trains is decided by the adapter preset, over
+part names shared by every kind. Parts that are neither GPT-2 nor trained (in the `reference`
+preset: the token embedding and the head's base weight) are initialised from `init_seed`, so a
+saved artifact can regenerate them instead of storing them.
 """
 
 from __future__ import annotations
@@ -15,52 +17,61 @@ from one4all.adapters import AdapterSpec, apply_adapter
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec, load_backbone, seeded
 from one4all.models.contract import IOSpec
-from one4all.models.encoder import InstanceNorm, Patcher
+from one4all.models.layouts import LayoutOptions, make_layout
 
 # GPT-2 block projections that LoRA can target, by part name.
 _PROJECTIONS = {"c_attn": "attn.c_attn", "attn_proj": "attn.c_proj", "mlp_fc": "mlp.c_fc",
                 "mlp_proj": "mlp.c_proj"}
+_LORA_TYPES = (nn.Linear, nn.Conv1d, nn.Embedding)
 
 
 class One4All(nn.Module):
-    """GPT4TS / One-for-All forecaster over channel-independent patch tokens."""
+    """GPT4TS / One-for-All on a frozen GPT-2, for forecast, reconstruct and classify outputs.
 
-    # Each channel is its own univariate sample: the data side serves [batch, length, 1] windows.
-    channel_independent = True
+    `in_layer` (token embedding) and `out_layer` (head projection) are the network's own; the
+    layout (`layout`) cuts the input into tokens and shapes GPT-2's states into the output.
+    """
 
     def __init__(
         self,
         io: IOSpec,
         backbone: BackboneSpec,
         adapter: AdapterSpec | None = None,
-        patch_len: int = 16,
-        stride: int = 8,
+        patch_len: int | None = None,
+        stride: int | None = None,
         init_seed: int = 0,
+        segment_len: int = 25,
+        d_ff: int | None = None,
+        embed_dropout: float = 0.1,
+        channel_embedding: str = "pad",
     ) -> None:
         super().__init__()
-        if io.kind != "forecast":
-            raise UserError(f"the One-for-All forecaster produces forecasts, not {io.kind!r} outputs")
         self.io = io
-        self.norm = InstanceNorm()
-        self.patcher = Patcher(patch_len, stride)
-        self.n_patches = self.patcher.n_patches(io.seq_len)
         loaded = load_backbone(backbone)
         self.gpt2 = loaded.model
         self.backbone_info = loaded.describe()
         d_model = self.gpt2.config.n_embd
+        options = LayoutOptions(patch_len, stride, segment_len, d_ff, embed_dropout, channel_embedding)
+        self.layout = make_layout(io, d_model, options)
+        # Each channel is its own univariate sample for the forecaster: the data side then serves
+        # [batch, length, 1] windows.
+        self.channel_independent = self.layout.channel_independent
+        self.n_patches = self.layout.n_tokens
         if self.n_patches > self.gpt2.config.n_positions:
-            raise UserError(f"{self.n_patches} patches exceed GPT-2's {self.gpt2.config.n_positions} positions; "
+            raise UserError(f"{self.n_patches} tokens exceed GPT-2's {self.gpt2.config.n_positions} positions; "
                             "shorten task.seq_len or raise model.stride")
         with seeded(init_seed):
-            self.in_layer = nn.Linear(patch_len, d_model)
+            self.in_layer = self.layout.make_in_layer(d_model)
         with seeded(init_seed + 1):
-            self.out_layer = nn.Linear(d_model * self.n_patches, io.horizon)
+            self.out_layer = self.layout.make_out_layer(d_model)
         apply_adapter(self, adapter or AdapterSpec(), self.lora_parts(), self.trainable_parts())
 
     def lora_parts(self) -> dict[str, list[str]]:
-        """Part name -> module names that LoRA may wrap."""
+        """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
         blocks = range(len(self.gpt2.h))
-        parts = {"wpe": ["gpt2.wpe"], "head": ["out_layer"], "patch_embedding": ["in_layer"]}
+        embedding = [name for name, module in self.in_layer.named_modules(prefix="in_layer")
+                     if isinstance(module, _LORA_TYPES)]
+        parts = {"wpe": ["gpt2.wpe"], "head": ["out_layer"], "patch_embedding": embedding}
         for part, suffix in _PROJECTIONS.items():
             parts[part] = [f"gpt2.h.{i}.{suffix}" for i in blocks]
         return parts
@@ -69,21 +80,16 @@ class One4All(nn.Module):
         """Part name -> regexes over parameter names, for parts trained in full."""
         parts = {
             "wpe": [r"gpt2\.wpe\.weight"],
-            "head": [r"out_layer\.(weight|bias)"],
-            "patch_embedding": [r"in_layer\.(weight|bias)"],
+            "head": [r"out_layer\.(weight|bias)", r"layout\.head_norm\.(weight|bias)"],
+            "patch_embedding": [r"in_layer\.(\w+\.)?(weight|bias)"],
             "layernorms": [r"gpt2\.(h\.\d+\.ln_\d|ln_f)\.(weight|bias)"],
         }
         for part, suffix in _PROJECTIONS.items():
             parts[part] = [rf"gpt2\.h\.\d+\.{suffix.replace('.', '[.]')}\.(weight|bias)"]
         return parts
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x[batch, seq_len, channels]` -> forecast `[batch, horizon, channels]`."""
-        batch, length, channels = x.shape
-        z, mean, std = self.norm.normalise(x)
-        series = z.permute(0, 2, 1).reshape(batch * channels, length)
-        tokens = self.in_layer(self.patcher(series))
-        hidden = self.gpt2(inputs_embeds=tokens).last_hidden_state
-        out = self.out_layer(hidden.reshape(batch * channels, -1))
-        out = out.reshape(batch, channels, -1).permute(0, 2, 1)
-        return self.norm.denormalise(out, mean, std)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`x[batch, seq_len, channels]` (and the observation mask when `io.masked`) -> the kind's output."""
+        tokens, state = self.layout.encode(x, mask)
+        hidden = self.gpt2(inputs_embeds=self.in_layer(tokens)).last_hidden_state
+        return self.layout.decode(self.out_layer, hidden, state)

@@ -29,6 +29,12 @@ class TaskModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.network(x)
 
+    def network_output(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The network on a batch; batches of masked inputs (IOSpec.masked) pass the mask too."""
+        if "mask" in batch:
+            return self.network(batch["x"], batch["mask"])
+        return self.network(batch["x"])
+
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = self.optimizer_factory(params)

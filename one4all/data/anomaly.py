@@ -1,0 +1,201 @@
+"""Anomaly detection data: sources (Hydra data specs), windows, and the protocol.
+
+Protocol (TSLib / GPT4TS, with the evaluation leaks removed):
+- the training series is split in time: the first `1 - val_fraction` rows train, the last
+  `val_fraction` (TSLib: 20%) validate; the scaler is fitted on the training rows only;
+- training and validation use windows of `seq_len` (100) at stride 1, loss = reconstruction MSE;
+- scoring reconstructs train, val and test with windows at `score_stride` (default `seq_len`:
+  disjoint windows, as TSLib's threshold loader) plus one window flush with the end, so every
+  point is scored (TSLib drops the tail); a point's score is the per-step MSE over channels,
+  averaged over the windows that cover it;
+- the threshold comes from train + val scores only (tasks.anomaly); test labels are read only
+  to compute metrics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from one4all.data import anomaly_readers as readers
+from one4all.data.sources import LoaderSettings
+from one4all.data.splits import StandardScaler
+from one4all.errors import UserError
+from one4all.models.contract import IOSpec
+from one4all.paths import resolve_data_file
+
+SPLITS = ("train", "val", "test")
+
+
+class AnomalySource(LoaderSettings, ABC):
+    """Where an anomaly benchmark lives: `folder` under `root` (see anomaly_readers for layouts)."""
+
+    def __init__(self, folder: str, root: str | None = None, batch_size: int = 128,
+                 eval_batch_size: int | None = None, num_workers: int = 0, train_fraction: float = 1.0) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
+        if not 0.0 < train_fraction <= 1.0:
+            raise UserError(f"data.train_fraction={train_fraction} must be in (0, 1]")
+        self.folder: Path = resolve_data_file(root, folder)
+
+    @abstractmethod
+    def load(self) -> readers.AnomalySeries:
+        """Read the benchmark's files."""
+
+
+class TelemanomData(AnomalySource):
+    """One NASA SMAP/MSL channel (telemanom layout)."""
+
+    def __init__(self, channel: str, folder: str = "SMAP_MSL", labels_file: str = "labeled_anomalies.csv",
+                 **loader: Any) -> None:
+        super().__init__(folder, **loader)
+        self.channel, self.labels_file = channel, labels_file
+
+    def load(self) -> readers.AnomalySeries:
+        return readers.read_telemanom(self.folder, self.channel, self.labels_file)
+
+
+class SMDData(AnomalySource):
+    """One Server Machine Dataset machine (OmniAnomaly layout), e.g. machine-1-1."""
+
+    def __init__(self, machine: str, folder: str = "ServerMachineDataset", **loader: Any) -> None:
+        super().__init__(folder, **loader)
+        self.machine = machine
+
+    def load(self) -> readers.AnomalySeries:
+        return readers.read_smd(self.folder, self.machine)
+
+
+class NpyAnomalyData(AnomalySource):
+    """TSLib's `<prefix>_train.npy` / `_test.npy` / `_test_label.npy` (SMD, SMAP, MSL)."""
+
+    def __init__(self, prefix: str, folder: str, **loader: Any) -> None:
+        super().__init__(folder, **loader)
+        self.prefix = prefix
+
+    def load(self) -> readers.AnomalySeries:
+        return readers.read_npy_triplet(self.folder, self.prefix)
+
+
+class PSMData(AnomalySource):
+    """eBay's Pooled Server Metrics: train.csv, test.csv, test_label.csv."""
+
+    def load(self) -> readers.AnomalySeries:
+        return readers.read_psm(self.folder)
+
+
+class SWaTData(AnomalySource):
+    """SWaT: a normal-operation CSV (train) and an attack CSV (test) with a label column."""
+
+    def __init__(self, train_file: str, test_file: str, label_col: str = "Normal/Attack", folder: str = "SWaT",
+                 **loader: Any) -> None:
+        super().__init__(folder, **loader)
+        self.train_file, self.test_file, self.label_col = train_file, test_file, label_col
+
+    def load(self) -> readers.AnomalySeries:
+        return readers.read_swat(self.folder, self.train_file, self.test_file, self.label_col)
+
+
+def window_starts(n_rows: int, seq_len: int, stride: int) -> np.ndarray:
+    """Starts at 0, stride, 2 stride, ... plus `n_rows - seq_len` when the last window falls short."""
+    if n_rows < seq_len:
+        raise UserError(f"a split has {n_rows} rows, fewer than task.seq_len={seq_len}")
+    starts = np.arange(0, n_rows - seq_len + 1, stride)
+    return starts if starts[-1] == n_rows - seq_len else np.append(starts, n_rows - seq_len)
+
+
+class Windows(Dataset):
+    """Windows `x[seq_len, channels]` of several series at given starts, tagged with their series
+    (`split`: index into `names`) and `start`, so scores can be placed back on the time axis."""
+
+    paper_drop_last = False  # the papers score every test sample here (TSLib: drop_last=False)
+
+    def __init__(self, series: dict[str, np.ndarray], seq_len: int, stride: int,
+                 max_windows: int | None = None) -> None:
+        self.names = list(series)
+        self.values = torch.from_numpy(np.concatenate(list(series.values())).astype(np.float32))
+        offsets = np.cumsum([0] + [len(v) for v in series.values()])[:-1]
+        tags = [(k, s) for k, v in enumerate(series.values()) for s in window_starts(len(v), seq_len, stride)]
+        tags = tags if max_windows is None else tags[: max(1, max_windows)]
+        self.split = torch.tensor([k for k, _ in tags], dtype=torch.long)
+        self.start = torch.tensor([s for _, s in tags], dtype=torch.long)
+        self.row = torch.tensor([offsets[k] + s for k, s in tags], dtype=torch.long)
+        self._offsets = torch.arange(seq_len)
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        x = self.values[self.row[idx][:, None] + self._offsets]
+        return {"x": x, "split": self.split[idx], "start": self.start[idx]}
+
+
+@dataclass
+class AnomalyData:
+    """Scaled splits of one benchmark, its test labels and scaler."""
+
+    series: readers.AnomalySeries
+    scaled: dict[str, np.ndarray]
+    scaler: StandardScaler
+
+
+@dataclass
+class AnomalyWindowing:
+    """Anomaly-detection protocol (task.protocol); see the module docstring."""
+
+    seq_len: int = 100
+    val_fraction: float = 0.2
+    score_stride: int | None = None
+
+    def load(self, data: AnomalySource) -> AnomalyData:
+        series = data.load()
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UserError(f"task.protocol.val_fraction={self.val_fraction} must be in (0, 1)")
+        n_fit = int(len(series.train) * (1 - self.val_fraction))
+        scaler = StandardScaler.fit(series.train[:n_fit])
+        scaled = {"train": scaler.transform(series.train[:n_fit]), "val": scaler.transform(series.train[n_fit:]),
+                  "test": scaler.transform(series.test)}
+        for split, rows in scaled.items():
+            if len(rows) < self.seq_len:
+                raise UserError(f"{series.name}: the {split} split has {len(rows)} rows, fewer than task.seq_len="
+                                f"{self.seq_len}; lower task.seq_len or task.protocol.val_fraction")
+        return AnomalyData(series, scaled, scaler)
+
+    def io_spec(self, data: AnomalyData) -> IOSpec:
+        return IOSpec(seq_len=self.seq_len, n_channels=data.series.train.shape[1], kind="reconstruct")
+
+    def datasets(self, data: AnomalyData, channel_independent: bool, train_fraction: float = 1.0
+                 ) -> dict[str, Windows]:
+        """train/val: stride-1 windows; test: the scoring windows over train, val and test.
+        Windows hold every channel whatever `channel_independent` says."""
+        n_train = len(data.scaled["train"]) - self.seq_len + 1
+        limit = int(n_train * train_fraction) if train_fraction < 1.0 else None
+        stride = self.score_stride or self.seq_len
+        return {"train": Windows({"train": data.scaled["train"]}, self.seq_len, 1, limit),
+                "val": Windows({"val": data.scaled["val"]}, self.seq_len, 1),
+                "test": Windows(data.scaled, self.seq_len, stride)}
+
+    def task_inputs(self, data: AnomalyData) -> dict[str, Any]:
+        return {"test_labels": data.series.labels, "n_points": {k: len(v) for k, v in data.scaled.items()},
+                "n_channels": data.series.train.shape[1]}
+
+    def describe(self, data: AnomalyData) -> dict[str, Any]:
+        """The `data` block of metrics.json (n_test_samples counts the scoring windows of all splits)."""
+        return {"name": data.series.name, "n_channels": data.series.train.shape[1],
+                "n_points": {k: len(v) for k, v in data.scaled.items()},
+                "test_anomaly_share": float(data.series.labels.mean()), "seq_len": self.seq_len,
+                "score_stride": self.score_stride or self.seq_len, "val_fraction": self.val_fraction,
+                **{k: v for k, v in data.series.meta.items() if k != "anomaly_ranges"}}
+
+    def artifact_meta(self, data: AnomalyData) -> dict[str, Any]:
+        """The channel names and the fitted scaler."""
+        return {"columns": data.series.columns, "scaler": data.scaler.to_dict()}
