@@ -36,11 +36,15 @@ class One4All(nn.Module):
         patch_len: int = 16,
         stride: int = 8,
         init_seed: int = 0,
+        channel_chunk: int | None = None,
     ) -> None:
         super().__init__()
         if io.kind != "forecast":
             raise UserError(f"the One-for-All forecaster produces forecasts, not {io.kind!r} outputs")
+        if channel_chunk is not None and channel_chunk <= 0:
+            raise UserError(f"model.channel_chunk={channel_chunk}; use a positive number of series or null")
         self.io = io
+        self.channel_chunk = channel_chunk
         self.norm = InstanceNorm()
         self.patcher = Patcher(patch_len, stride)
         self.n_patches = self.patcher.n_patches(io.seq_len)
@@ -77,13 +81,27 @@ class One4All(nn.Module):
             parts[part] = [rf"gpt2\.h\.\d+\.{suffix.replace('.', '[.]')}\.(weight|bias)"]
         return parts
 
+    def forecast_series(self, series: torch.Tensor) -> torch.Tensor:
+        """Normalised univariate series `[n, seq_len]` -> `[n, horizon]`."""
+        tokens = self.in_layer(self.patcher(series))
+        hidden = self.gpt2(inputs_embeds=tokens).last_hidden_state
+        return self.out_layer(hidden.reshape(len(series), -1))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x[batch, seq_len, channels]` -> forecast `[batch, horizon, channels]`."""
+        """`x[batch, seq_len, channels]` -> forecast `[batch, horizon, channels]`.
+
+        Every channel is an independent series. Without gradients (inference), at most
+        `channel_chunk` series go through GPT-2 at once, so a joint window of many channels
+        (Traffic: 862) needs bounded activation memory; with gradients chunking would not help
+        (backward keeps every chunk's activations), so training batches pass whole.
+        """
         batch, length, channels = x.shape
         z, mean, std = self.norm.normalise(x)
         series = z.permute(0, 2, 1).reshape(batch * channels, length)
-        tokens = self.in_layer(self.patcher(series))
-        hidden = self.gpt2(inputs_embeds=tokens).last_hidden_state
-        out = self.out_layer(hidden.reshape(batch * channels, -1))
+        chunk = self.channel_chunk
+        if chunk is not None and len(series) > chunk and not torch.is_grad_enabled():
+            out = torch.cat([self.forecast_series(part) for part in series.split(chunk)])
+        else:
+            out = self.forecast_series(series)
         out = out.reshape(batch, channels, -1).permute(0, 2, 1)
         return self.norm.denormalise(out, mean, std)
