@@ -17,6 +17,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_warn
 
 from one4all.artifact import atomic_write
 from one4all.errors import UserError
@@ -138,8 +139,6 @@ class ResumeCheckpoint(Checkpoint):
         if rng is None:
             return
         if len(rng["torch"]) != trainer.world_size:
-            from lightning.pytorch.utilities import rank_zero_warn
-
             rank_zero_warn(f"resuming on {trainer.world_size} processes from a checkpoint written by "
                            f"{len(rng['torch'])}: training continues, but not bit-identically")
             return

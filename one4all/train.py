@@ -93,16 +93,22 @@ def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, pre
 
 
 def check_resumable(cfg: DictConfig, run_dir: Path) -> None:
-    """A resumed run must train the same thing: data, task, model and seed as in its config.yaml."""
+    """A resumed run must train the same thing: data, task, model and seed as in its config.yaml.
+
+    Where the data lives (`data.root`) and how it is loaded (`data.num_workers`) may change.
+    """
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
     saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
     current = OmegaConf.to_container(cfg, resolve=True)
+    for config in (saved, current):
+        for key in ("root", "num_workers"):
+            config.get("data", {}).pop(key, None)
     for key in ("data", "task", "model", "seed"):
         if saved.get(key) != current.get(key):
             raise UserError(f"resuming {run_dir} with a different `{key}` than its config.yaml; resume with the "
-                            "same overrides (only trainer.* and ckpt_path may change)")
+                            "same overrides (only trainer.*, data.root, data.num_workers and ckpt_path may change)")
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
