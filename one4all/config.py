@@ -36,16 +36,18 @@ def compose_config(overrides: list[str], config_name: str = "train") -> tuple[Di
         raise UserError(f"bad configuration or override: {detail}") from err
     if _started_by_launcher() and not any(o.lstrip("+").startswith("hydra.run.dir=") for o in overrides):
         # Every process composes its own config: a `${now:...}` directory would differ between them.
-        raise UserError("this process was started by torchrun/srun: pass hydra.run.dir=<a directory on shared "
-                        "storage> so that every process uses the same run directory")
+        raise UserError("this is one process of a multi-process launch (torchrun, srun or NODE_RANK): pass "
+                        "hydra.run.dir=<a directory on shared storage> so that every process uses the same one")
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, run_dir
 
 
 def _started_by_launcher() -> bool:
-    """True under an external multi-process launcher (torchrun sets WORLD_SIZE, srun SLURM_STEP_NUM_TASKS)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1
+    """True when other processes compose the same run: torchrun sets WORLD_SIZE, srun SLURM_STEP_NUM_TASKS,
+    and a multi-node launch without either needs NODE_RANK on every node."""
+    return (int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1
+            or "NODE_RANK" in os.environ)
 
 
 def build_object(node: Any, **kwargs: Any) -> Any:
