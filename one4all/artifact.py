@@ -12,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from safetensors import SafetensorError
@@ -55,24 +58,39 @@ def _umask_mode(mode: int) -> int:
     return mode & ~umask
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    atomic_write_bytes(path, text.encode())
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temp file in `path`'s folder; on success flush it to disk and rename it onto `path`.
 
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """`atomic_write_text` for bytes."""
+    A crash or SIGKILL at any point leaves either the old file or the new one, never half a
+    file (rename within one filesystem is atomic); on an exception the temp file is removed.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
         # mkstemp creates 0600 files; give the result the permissions a plain open() would.
         os.chmod(tmp, _umask_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so readers never see half a file."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """`atomic_write_text` for bytes."""
+    with atomic_write(path, "wb") as handle:
+        handle.write(data)
 
 
 def save_artifact(directory: str | Path, network: nn.Module, network_config: dict, io: IOSpec,
@@ -94,11 +112,11 @@ def save_artifact(directory: str | Path, network: nn.Module, network_config: dic
     atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, default=str))
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old")
+        # Left behind if a previous replacement was killed between its two renames.
+        shutil.rmtree(old, ignore_errors=True)
         os.replace(directory, old)
         os.replace(staging, directory)
-        for f in old.iterdir():
-            f.unlink()
-        old.rmdir()
+        shutil.rmtree(old)
     else:
         os.replace(staging, directory)
     return directory

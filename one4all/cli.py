@@ -44,12 +44,15 @@ def cmd_train(argv: list[str]) -> int:
     if show:
         print(OmegaConf.to_yaml(cfg))
         return 0
+    from lightning.pytorch.utilities import rank_zero_only
+
     from one4all.train import run
 
     metrics = run(cfg, run_dir)
     keys = [k for k in metrics if k.startswith("test/")]
     summary = ", ".join(f"{k}={metrics[k]:.4f}" for k in keys)
-    print(f"run directory: {run_dir}\n{summary}")
+    if rank_zero_only.rank == 0:  # under DDP every process gets here; one report is enough
+        print(f"run directory: {run_dir}\n{summary}")
     return 0
 
 

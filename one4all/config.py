@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,28 @@ def compose_config(overrides: list[str], config_name: str = "train") -> tuple[Di
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="one4all"):
             cfg = compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
-            HydraConfig.instance().set_config(cfg)
             run_dir = Path(str(cfg.hydra.run.dir)).expanduser().resolve()
+            # Pin the resolved directory: Lightning's DDP launcher re-runs this command for the other
+            # ranks with hydra.run.dir taken from here, and `${now:...}` would differ by then.
+            cfg.hydra.run.dir = str(run_dir)
+            HydraConfig.instance().set_config(cfg)
     except (HydraException, OmegaConfBaseException, ValueError) as err:  # ValueError: e.g. `group=null`
         detail = " ".join(str(err).split()) or type(err).__name__
         raise UserError(f"bad configuration or override: {detail}") from err
+    if _started_by_launcher() and not any(o.lstrip("+").startswith("hydra.run.dir=") for o in overrides):
+        # Every process composes its own config: a `${now:...}` directory would differ between them.
+        raise UserError("this is one process of a multi-process launch (torchrun, srun or NODE_RANK): pass "
+                        "hydra.run.dir=<a directory on shared storage> so that every process uses the same one")
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, run_dir
+
+
+def _started_by_launcher() -> bool:
+    """True when other processes compose the same run: torchrun sets WORLD_SIZE, srun SLURM_STEP_NUM_TASKS,
+    and a multi-node launch without either needs NODE_RANK on every node."""
+    return (int(os.environ.get("WORLD_SIZE", "1")) > 1 or int(os.environ.get("SLURM_STEP_NUM_TASKS", "1")) > 1
+            or "NODE_RANK" in os.environ)
 
 
 def build_object(node: Any, **kwargs: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
 from one4all.artifact import atomic_write_text, save_artifact
+from one4all.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, resolve_ckpt_path
 from one4all.config import build_object
 from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.efficiency import (
@@ -26,6 +28,7 @@ from one4all.efficiency import (
     peak_rss_mb,
     resolve_precision,
 )
+from one4all.errors import UserError
 from one4all.models.contract import IOSpec
 
 log = logging.getLogger(__name__)
@@ -67,42 +70,80 @@ def build(cfg: DictConfig, data_inputs: dict[str, Any] | None = None) -> Run:
     network = build_object(cfg.model, io=io)
     datasets = protocol.datasets(loaded, getattr(network, "channel_independent", False), data.train_fraction)
     datamodule = TimeSeriesDataModule(datasets, data.batch_size, data.eval_batch_size, data.num_workers,
-                                      paper_compat=cfg.paper_compat)
+                                      paper_compat=cfg.paper_compat, seed=cfg.seed)
     task = build_object(cfg.task.module, network=network, **protocol.task_inputs(loaded))
     return Run(data, protocol, loaded, io, network, datamodule, task)
 
 
 def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, precision: str) -> L.Trainer:
-    checkpoint = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/loss",
-                                 mode="min", save_top_k=1, save_last=True)
-    callbacks = [checkpoint, monitor]
+    """The Lightning trainer of a run: checkpoints, early stopping, logs under `run_dir`."""
+    checkpoints = run_dir / "checkpoints"
+    # Listed before ResumeCheckpoint: Lightning keeps checkpoint callbacks last, in this order, so
+    # `trainer.checkpoint_callback` is the best-model one and last.ckpt stores its updated state.
+    best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1)
+    callbacks = [best, ResumeCheckpoint(checkpoints, cfg.checkpoint.every_n_train_steps), monitor]
     if cfg.early_stopping.patience:
         callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.early_stopping.patience,
                                        check_on_train_epoch_end=False, strict=False,
                                        min_delta=cfg.early_stopping.min_delta))
+    callbacks += [build_object(node) for node in (cfg.get("callbacks") or {}).values()]
+    # Val/test metrics are already all-reduced by ErrorAccumulator; Lightning cannot know that.
+    warnings.filterwarnings("ignore", message=r".*self\.log\('(val|test)/.*sync_dist=True", category=UserWarning)
+    # The data module splits data across ranks itself (disjoint training order that can resume
+    # mid-epoch, unpadded evaluation shards), so Lightning must not inject DistributedSampler.
     return instantiate(cfg.trainer, callbacks=callbacks, precision=precision, default_root_dir=str(run_dir),
-                       logger=CSVLogger(str(run_dir), name="logs", version=""))
+                       logger=CSVLogger(str(run_dir), name="logs", version=""), use_distributed_sampler=False,
+                       plugins=[AtomicCheckpointIO()])
+
+
+def check_resumable(cfg: DictConfig, run_dir: Path) -> None:
+    """A resumed run must train the same thing: data, task, model and seed as in its config.yaml.
+
+    Where the data lives (`data.root`) and how it is loaded (`data.num_workers`) may change.
+    """
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        return
+    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
+    current = OmegaConf.to_container(cfg, resolve=True)
+    for config in (saved, current):
+        for key in ("root", "num_workers"):
+            config.get("data", {}).pop(key, None)
+    for key in ("data", "task", "model", "seed"):
+        if saved.get(key) != current.get(key):
+            raise UserError(f"resuming {run_dir} with a different `{key}` than its config.yaml; resume with the "
+                            "same overrides (only trainer.*, data.root, data.num_workers and ckpt_path may change)")
 
 
 def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train, test and write `run_dir` (config, metrics.json, model artifact, logs)."""
+    """Train, test and write `run_dir` (config, metrics.json, model artifact, logs).
+
+    Every DDP process runs this; only global rank 0 writes files (Lightning writes checkpoints
+    and logs from rank 0 too), and every rank returns the same metrics.
+    """
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     built = build(cfg, data_inputs)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
+    if ckpt_path is not None:
+        check_resumable(cfg, run_dir)
     precision = resolve_precision(cfg.trainer.precision)
     monitor = ThroughputMonitor()
     trainer = make_trainer(cfg, run_dir, monitor, precision)
-    trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    if trainer.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path
     # No validation ran (e.g. max_steps below one validation interval): test the final weights.
     results = trainer.test(built.task, datamodule=built.datamodule, ckpt_path=best or None, weights_only=True)[0]
 
+    metrics = {k: float(v) for k, v in results.items()}
+    if not trainer.is_global_zero:
+        return metrics
     network = built.network
     extra = {"precision": precision, "data": built.protocol.artifact_meta(built.loaded)}
     artifact = save_artifact(run_dir / "model", network, network_config(cfg, network), built.io, extra=extra)
-    metrics = {k: float(v) for k, v in results.items()}
     metrics.update({
         "data": {**built.protocol.describe(built.loaded), **built.datamodule.sizes(),
                  "train_fraction": built.data.train_fraction},
@@ -111,7 +152,8 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
                        "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision},
         "run": {"seed": cfg.seed, "wall_time_s": round(time.perf_counter() - started, 1),
                 "global_step": trainer.global_step, "epochs": trainer.current_epoch,
-                "selected_checkpoint": "best" if best else "last", "torch": torch.__version__},
+                "selected_checkpoint": "best" if best else "last", "world_size": trainer.world_size,
+                "resumed_from": ckpt_path, "torch": torch.__version__},
     })
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     return metrics

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import lightning as L
-from torch.utils.data import DataLoader, Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
+from one4all.data.samplers import EpochShuffleSampler, ShardSampler
 from one4all.data.windows import collate_prebatched
 
 
 class TimeSeriesDataModule(L.LightningDataModule):
-    """Serves train/val/test datasets.
+    """Serves train/val/test datasets, on one process or split across DDP ranks.
 
-    Val and test never drop the last partial batch, and are never shuffled. `paper_compat=True`
-    reproduces GPT4TS/One-for-All's test loader (`drop_last=True`), which silently skips up to
-    batch_size - 1 test samples; it exists only to compare with their published numbers.
+    Training order is a pure function of (`seed`, epoch) and is dealt to ranks disjointly; a run
+    resumed mid-epoch skips what was consumed (`resume_at`). Val and test never drop the last
+    partial batch and are never shuffled; under DDP each rank scores its own contiguous shard,
+    with no padding duplicates. `paper_compat=True` reproduces GPT4TS/One-for-All's test loader
+    (`drop_last=True`), which silently skips up to batch_size - 1 test samples; it exists only to
+    compare with their published numbers.
     """
 
     def __init__(
@@ -32,27 +37,60 @@ class TimeSeriesDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.paper_compat = paper_compat
         self.seed = seed
+        self._resume: dict[str, int] | None = None
+        self._train_sampler: EpochShuffleSampler | None = None
 
-    def _loader(self, split: str, shuffle: bool, drop_last: bool, batch_size: int) -> DataLoader:
+    def _ranks(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader(self, split: str, sampler: Sampler, drop_last: bool, batch_size: int) -> DataLoader:
         dataset = self.datasets[split]
         prebatched = hasattr(dataset, "__getitems__")
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             collate_fn=collate_prebatched if prebatched else None,
+            # Its own generator: creating an iterator would otherwise draw from torch's global RNG,
+            # which dropout uses, and a resumed run creates iterators at different moments.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
+    def train_position(self, batches: int, epoch_finished: bool) -> dict[str, int]:
+        """Where training is in the data after `batches` batches per rank of the current epoch."""
+        sampler = self._train_sampler
+        if sampler is None:
+            return {"epoch": 0, "samples": 0}
+        if epoch_finished:
+            return {"epoch": sampler.epoch + 1, "samples": 0}
+        # Samples consumed by all ranks together: independent of the world size (EpochShuffleSampler).
+        return {"epoch": sampler.epoch, "samples": batches * self.batch_size * sampler.world_size}
+
+    def resume_at(self, position: dict[str, int]) -> None:
+        """Make the next training loader start where `train_position` was taken."""
+        self._resume = position
+
     def train_dataloader(self) -> DataLoader:
+        rank, world = self._ranks()
+        sampler = EpochShuffleSampler(len(self.datasets["train"]), self.seed, rank, world)
+        if self._resume is not None:
+            sampler.resume(self._resume["epoch"], self._resume["samples"])
+            self._resume = None
+        self._train_sampler = sampler
         # drop_last on train only (as the papers): keeps batch statistics stable, skips no eval data.
-        drop = len(self.datasets["train"]) > self.batch_size
-        return self._loader("train", shuffle=True, drop_last=drop, batch_size=self.batch_size)
+        drop = len(sampler) > self.batch_size
+        return self._loader("train", sampler, drop_last=drop, batch_size=self.batch_size)
+
+    def _eval_loader(self, split: str, drop_last: bool = False) -> DataLoader:
+        sampler = ShardSampler(len(self.datasets[split]), *self._ranks())
+        return self._loader(split, sampler, drop_last=drop_last, batch_size=self.eval_batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False, drop_last=False, batch_size=self.eval_batch_size)
+        return self._eval_loader("val")
 
     def _paper_drop_last(self) -> bool:
         # The papers drop the last test batch in forecasting and imputation, not in anomaly
@@ -60,13 +98,15 @@ class TimeSeriesDataModule(L.LightningDataModule):
         return self.paper_compat and getattr(self.datasets["test"], "paper_drop_last", True)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, drop_last=self._paper_drop_last(), batch_size=self.eval_batch_size)
+        return self._eval_loader("test", drop_last=self._paper_drop_last())
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, drop_last=False, batch_size=self.eval_batch_size)
+        # Unsharded: Lightning shards prediction loaders itself (and tracks the indices).
+        sampler = ShardSampler(len(self.datasets["test"]))
+        return self._loader("test", sampler, drop_last=False, batch_size=self.eval_batch_size)
 
     def sizes(self) -> dict[str, int]:
-        """Number of samples per split, as the loaders will serve them."""
+        """Number of samples per split, as the loaders will serve them (on one process)."""
         out = {f"n_{split}_samples": len(ds) for split, ds in self.datasets.items()}
         if self._paper_drop_last():
             n = out["n_test_samples"]

@@ -44,9 +44,13 @@ class One4All(nn.Module):
         d_ff: int | None = None,
         embed_dropout: float = 0.1,
         channel_embedding: str = "pad",
+        channel_chunk: int | None = None,
     ) -> None:
         super().__init__()
+        if channel_chunk is not None and channel_chunk <= 0:
+            raise UserError(f"model.channel_chunk={channel_chunk}; use a positive number of series or null")
         self.io = io
+        self.channel_chunk = channel_chunk
         loaded = load_backbone(backbone)
         self.gpt2 = loaded.model
         self.backbone_info = loaded.describe()
@@ -91,5 +95,19 @@ class One4All(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """`x[batch, seq_len, channels]` (and the observation mask when `io.masked`) -> the kind's output."""
         tokens, state = self.layout.encode(x, mask)
-        hidden = self.gpt2(inputs_embeds=self.in_layer(tokens)).last_hidden_state
-        return self.layout.decode(self.out_layer, hidden, state)
+        return self.layout.decode(self.out_layer, self._backbone(tokens), state)
+
+    def _backbone(self, tokens: torch.Tensor) -> torch.Tensor:
+        """GPT-2's last hidden states for `tokens[sequences, ...]`.
+
+        Without gradients (inference), at most `channel_chunk` sequences go through GPT-2 at once,
+        so a joint window of many channels (Traffic: 862 series per window) needs bounded
+        activation memory. With gradients chunking would not help (backward keeps every chunk's
+        activations), so training batches pass whole. Sequences never interact in GPT-2, so the
+        chunked result equals the whole one.
+        """
+        chunk = self.channel_chunk
+        if chunk is not None and len(tokens) > chunk and not torch.is_grad_enabled():
+            return torch.cat([self.gpt2(inputs_embeds=self.in_layer(part)).last_hidden_state
+                              for part in tokens.split(chunk)])
+        return self.gpt2(inputs_embeds=self.in_layer(tokens)).last_hidden_state
