@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
+from one4all.artifact import load_artifact, save_artifact
 from one4all.config import build_object, compose_config
 from one4all.errors import UserError
 from one4all.models.baselines.dlinear import DLinear, MovingAverageDecomposition
@@ -124,3 +126,17 @@ def test_hold_then_decay_matches_tslib_type1_and_patchtst_type3():
             optimizer.step()
             schedule.step()
         assert lrs == pytest.approx([2.0 * e for e in expected])
+
+
+@pytest.mark.parametrize("model", ["dlinear", "patchtst", "timesnet"])
+def test_artifact_holds_every_weight_and_reproduces_the_network(model, tmp_path):
+    cfg, _ = compose_config([f"model={model}"])
+    network = build_object(cfg.model, io=TINY)
+    x = torch.randn(3, 32, 3)
+    network.train()
+    network(x)  # moves BatchNorm running statistics away from their initial values
+    network.eval()
+    save_artifact(tmp_path / "model", network, OmegaConf.to_container(cfg.model), TINY, extra={})
+    loaded, _ = load_artifact(tmp_path / "model")
+    assert torch.equal(loaded(x), network(x))
+    assert sum(p.numel() for p in loaded.parameters()) == n_params(network)

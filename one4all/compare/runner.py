@@ -23,8 +23,12 @@ EFFICIENCY_KEYS = ("trainable_params", "total_params", "artifact_bytes", "peak_r
 
 
 def train_command(entry: Entry, run_dir: Path) -> list[str]:
-    """The `one4all train` command line of an entry; its run directory sits inside the comparison's."""
-    return [sys.executable, "-m", "one4all.cli", "train", *entry.overrides, f"hydra.run.dir={run_dir / entry.name}"]
+    """The `one4all train` command line of an entry; its run directory sits inside the comparison's.
+
+    The output goes to a log file, so the progress bar is off unless the entry turns it on.
+    """
+    return [sys.executable, "-m", "one4all.cli", "train", "trainer.enable_progress_bar=false", *entry.overrides,
+            f"hydra.run.dir={run_dir / entry.name}"]
 
 
 def last_error(log_file: Path) -> str:
