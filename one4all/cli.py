@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -17,12 +18,15 @@ commands:
   --cfg                 (after train) print the composed config and exit
   forecast --run RUN_DIR --csv FILE --out OUT.csv [--plot OUT.png] [--horizon N]
                         forecast the steps after the last row of FILE with a trained run
+  compare [overrides]   train several models under one budget; table + chart of accuracy and cost
+  --dry-run             (after compare) print each model's train command and exit
 
 Examples:
   one4all train
   one4all train experiment=long_term/etth1_96 data.root=../shared/data model.backbone.init=random
   one4all train data=csv data.path=my.csv data.target=sales task.horizon=24 hydra.run.dir=runs/sales
   one4all forecast --run runs/sales --csv my.csv --out future.csv --plot future.png
+  one4all compare experiment=compare/etth1_96 data.root=../shared/data model.backbone.init=random
 """
 
 
@@ -83,7 +87,38 @@ def cmd_forecast(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train, "forecast": cmd_forecast}
+
+
+def cmd_compare(argv: list[str]) -> int:
+    """`one4all compare [overrides...]`: exit 0 if every model ran, 1 if any failed (its row says why)."""
+    from one4all.compare import plan_entries, run_comparison, split_overrides
+    from one4all.compare.report import markdown
+    from one4all.compare.runner import train_command
+    from one4all.config import compose_config
+
+    dry_run = "--dry-run" in argv
+    args = [a for a in argv if a != "--dry-run"]
+    own, shared = split_overrides(args)
+    cfg, run_dir = compose_config(own, config_name="compare")
+    entries = plan_entries(cfg.compare, shared)
+    if dry_run:
+        for entry in entries:
+            print(f"{entry.name}: one4all {shlex.join(train_command(entry, run_dir)[3:])}")
+            for note in entry.notes:
+                print(f"  note: {note}")
+        return 0
+    rows = run_comparison(entries, run_dir, cfg.compare.timeout_s, command=" ".join(["one4all compare", *args]))
+    print(markdown(rows), end="")
+    print(f"comparison: {run_dir / 'comparison.csv'}")
+    failed = [r["model"] for r in rows if r["status"] != "ok"]
+    if failed:
+        print(f"{len(failed)} of {len(rows)} models did not finish: {', '.join(failed)} (see their rows)",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train, "forecast": cmd_forecast,
+                                                   "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
