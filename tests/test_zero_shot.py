@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from one4all.cli import main
+from one4all.data.collection import SeriesCollection
 from one4all.data.sources import CsvData
-from one4all.data.zero_shot import ZeroShotWindowing
+from one4all.data.zero_shot import ZeroShotSeries, ZeroShotWindowing
 from one4all.errors import UserError
 from one4all.tasks.short_term import ShortTermTask
 
@@ -36,6 +37,34 @@ def test_rollout_feeds_forecasts_back():
     assert out.shape == (1, 20, 1)
     assert out[0, :, 0].tolist() == [7.0 + k for k in range(1, 21)]
     assert task.forecast(x, 5)[0, :, 0].tolist() == [8, 9, 10, 11, 12]
+
+
+class Ready:
+    """A data spec holding a ready collection."""
+
+    def __init__(self, horizon: int, m: int) -> None:
+        n = 12 + horizon
+        series = [np.arange(1.0, n + 1), np.arange(101.0, 101 + n)]
+        self.collection = SeriesCollection(f"h{horizon}", ["a", "b"], [s[:12] for s in series],
+                                           [s[12:] for s in series], horizon, m, sampling_history=2.0)
+
+    def load(self) -> SeriesCollection:
+        return self.collection
+
+
+@pytest.mark.parametrize("rollout,steps", [(True, 6), (False, 2)])
+def test_series_target_horizon(rollout, steps):
+    protocol = ZeroShotSeries(Ready(horizon=6, m=3), rollout=rollout)
+    data = protocol.load(Ready(horizon=2, m=1))
+    sets = protocol.datasets(data, channel_independent=True)
+    assert protocol.io_spec(data).horizon == 2 and protocol.io_spec(data).seq_len == 4
+    test = sets["test"].__getitems__([1])
+    # input: the target's last 2 x H_source = 4 training points; target: its first `steps` test values
+    assert test["x"][0, :, 0].tolist() == [109, 110, 111, 112]
+    assert test["y"][0, :, 0].tolist() == list(range(113, 113 + steps))
+    assert test["naive2"][0, :, 0].tolist() == [112.0] * steps  # a ramp is not seasonal: naive
+    assert float(test["scale"][0]) == 3.0  # |y_t - y_{t-3}| with the target's m = 3
+    assert protocol.describe(data)["target"]["rollout_steps"] == (3 if rollout else 1)
 
 
 def test_m3_other_to_m4_hourly(tmp_path, tiny_overrides):

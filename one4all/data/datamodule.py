@@ -54,8 +54,13 @@ class TimeSeriesDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False, drop_last=False, batch_size=self.eval_batch_size)
 
+    def _paper_drop_last(self) -> bool:
+        # The papers' test-time drop_last comes from their windowed loaders; a test set whose paper
+        # protocol scores every sample (M4: all series in one pass) opts out with `paper_drop_last = False`.
+        return self.paper_compat and getattr(self.datasets["test"], "paper_drop_last", True)
+
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False, drop_last=self.paper_compat, batch_size=self.eval_batch_size)
+        return self._loader("test", shuffle=False, drop_last=self._paper_drop_last(), batch_size=self.eval_batch_size)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False, drop_last=False, batch_size=self.eval_batch_size)
@@ -63,7 +68,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
     def sizes(self) -> dict[str, int]:
         """Number of samples per split, as the loaders will serve them."""
         out = {f"n_{split}_samples": len(ds) for split, ds in self.datasets.items()}
-        if self.paper_compat:
+        if self._paper_drop_last():
             n = out["n_test_samples"]
             out["n_test_samples"] = n - n % self.eval_batch_size
         return out

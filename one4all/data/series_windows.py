@@ -75,6 +75,9 @@ class TensorSamples(Dataset):
 class SeriesEvalWindows(TensorSamples):
     """Serves an EvalSet as `[batch, seq_len, 1]` inputs with their targets and references."""
 
+    # Time-Series-Library scores all M4 series at once: paper_compat must not drop a last batch here.
+    paper_drop_last = False
+
     def __init__(self, data: EvalSet) -> None:
         self.tensors = {
             "x": torch.as_tensor(data.x, dtype=torch.float32).unsqueeze(-1),

@@ -3,8 +3,9 @@
 `data` is the source; `target` is a second data spec of the same kind (built from its own config).
 - ZeroShotSeries (M3 -> M4): source windows as in the short-term protocol; each target series is
   tested on its last `seq_len` training points (the source model's input length), forecasting the
-  target's horizon (rolled out by the task when it exceeds the source horizon), scored with the
-  target's seasonal period for MASE and Naive2.
+  target's full horizon (`rollout=true`: the task feeds forecasts back when it exceeds the source
+  horizon) or only its first H_source steps (`rollout=false`), scored with the target's seasonal
+  period for MASE and Naive2.
 - ZeroShotWindowing (CSV -> CSV): source windows as in long-term forecasting; test windows from
   the target's test split. The target is standardised with a scaler fitted on the target's own
   training rows (statistics only, no training), so test/mse is on the scale of the target's own
@@ -40,6 +41,7 @@ class ZeroShotSeries:
     lookback: float = 2.0
     draws_per_series: int = 10
     seed: int = 0
+    rollout: bool = True
     source: ShortTermWindowing = field(init=False)
 
     def __post_init__(self) -> None:
@@ -48,7 +50,8 @@ class ZeroShotSeries:
     def load(self, data: Any) -> ZeroShotSeriesData:
         source = self.source.load(data)
         target = self.target.load()
-        test = EvalSet.build(target.train, target.test, source.seq_len, target.seasonality)
+        steps = target.horizon if self.rollout else min(target.horizon, source.collection.horizon)
+        test = EvalSet.build(target.train, [t[:steps] for t in target.test], source.seq_len, target.seasonality)
         return ZeroShotSeriesData(source, target, test)
 
     def io_spec(self, data: ZeroShotSeriesData) -> IOSpec:
@@ -66,7 +69,8 @@ class ZeroShotSeries:
         return {"source": self.source.describe(data.source),
                 "target": {**data.target.describe(), "n_seasonal_test_series": data.test.n_seasonal,
                            "input": f"last {data.source.seq_len} training points",
-                           "rollout_steps": -(-data.target.horizon // data.source.collection.horizon)}}
+                           "scored_steps": data.test.y.shape[1],
+                           "rollout_steps": -(-data.test.y.shape[1] // data.source.collection.horizon)}}
 
     def artifact_meta(self, data: ZeroShotSeriesData) -> dict[str, Any]:
         return {**self.source.artifact_meta(data.source), "zero_shot_target": data.target.name}
