@@ -93,8 +93,9 @@ class TimeSeriesDataModule(L.LightningDataModule):
         return self._eval_loader("val")
 
     def _paper_drop_last(self) -> bool:
-        # The papers drop the last test batch in forecasting and imputation, not in anomaly
-        # detection or classification: a test dataset says so with `paper_drop_last = False`.
+        # The papers drop the last test batch in windowed forecasting and imputation, not in anomaly
+        # detection, classification or M4 (all series in one pass): such a test dataset says so
+        # with `paper_drop_last = False`.
         return self.paper_compat and getattr(self.datasets["test"], "paper_drop_last", True)
 
     def test_dataloader(self) -> DataLoader:

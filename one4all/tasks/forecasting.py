@@ -16,16 +16,17 @@ class ForecastingTask(TaskModule):
 
     `target_channels` index the scored channels among the inputs (all for M, the target for
     S/MS); `scale` is the train-fitted std per input channel, for errors in original units.
+    `test_scale` is the test data's own when it is another dataset (zero-shot).
     """
 
     def __init__(self, network: nn.Module, optimizer: OptimizerFactory, target_channels: list[int],
                  scale: np.ndarray, scheduler: SchedulerFactory | None = None,
-                 scheduler_interval: str = "epoch") -> None:
+                 scheduler_interval: str = "epoch", test_scale: np.ndarray | None = None) -> None:
         super().__init__(network, optimizer, scheduler, scheduler_interval)
         self.target_channels = list(target_channels)
-        self.scale = np.asarray(scale, dtype=np.float64)
-        n = len(self.scale)
-        self.errors = {"val": ErrorAccumulator(n), "test": ErrorAccumulator(n)}
+        self.scales = {"val": np.asarray(scale, dtype=np.float64),
+                       "test": np.asarray(scale if test_scale is None else test_scale, dtype=np.float64)}
+        self.errors = {split: ErrorAccumulator(len(s)) for split, s in self.scales.items()}
         self.channel_independent = getattr(network, "channel_independent", False)
 
     def predict_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -58,7 +59,7 @@ class ForecastingTask(TaskModule):
         return self.predict_batch(batch).float()
 
     def _log_split(self, split: str) -> None:
-        result = self.errors[split].compute(self.scale)
+        result = self.errors[split].compute(self.scales[split])
         self.errors[split].reset()
         if split == "val":
             self.log("val/loss", result["mse"], prog_bar=True)

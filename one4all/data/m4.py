@@ -1,0 +1,76 @@
+"""M4 competition files: `<root>/M4/Train/<Frequency>-train.csv` and `.../Test/<Frequency>-test.csv`.
+
+One row per series: the id (`V1`), then the values with quoted headers `V2`, `V3`, ...; shorter
+series leave trailing cells empty. `M4-info.csv` is not needed: horizon and seasonal period per
+frequency are the competition's (table below).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from one4all.data.collection import SeriesCollection
+from one4all.data.sources import LoaderSettings
+from one4all.errors import UserError
+from one4all.paths import resolve_data_file
+
+# frequency: (horizon, seasonal period m, sampling history in horizons: TSLib's M4Meta.history_size)
+M4_FREQUENCIES: dict[str, tuple[int, int, float]] = {
+    "Yearly": (6, 1, 1.5),
+    "Quarterly": (8, 4, 1.5),
+    "Monthly": (18, 12, 1.5),
+    "Weekly": (13, 1, 10.0),
+    "Daily": (14, 1, 10.0),
+    "Hourly": (48, 24, 10.0),
+}
+
+
+def read_m4_file(path: Path) -> tuple[list[str], list[np.ndarray]]:
+    """Series ids and values of one M4 csv; trailing empty cells are dropped, gaps inside a series are errors."""
+    if not path.is_file():
+        raise UserError(f"M4 file not found: {path}; set data.root to the folder holding M4/Train and M4/Test")
+    try:
+        frame = pd.read_csv(path, index_col=0, dtype={0: str})
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"{path} is not an M4 csv ({str(err).splitlines()[0]}); use the competition files") from err
+    ids = [str(i).strip() for i in frame.index]
+    values = frame.to_numpy(dtype=np.float64)
+    series = []
+    for sid, row in zip(ids, values):
+        observed = ~np.isnan(row)
+        length = int(observed.sum())
+        if length == 0 or not observed[:length].all():
+            raise UserError(f"{path}: series {sid} is empty or has a gap; M4 rows hold values then empty cells")
+        series.append(row[:length])
+    return ids, series
+
+
+class M4Data(LoaderSettings):
+    """One frequency of the M4 competition (all its series; test = the competition's test values)."""
+
+    def __init__(self, frequency: str = "Hourly", root: str | None = None, path: str = "M4",
+                 batch_size: int = 16, eval_batch_size: int | None = None, num_workers: int = 0,
+                 train_fraction: float = 1.0, name: str | None = None) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
+        if frequency not in M4_FREQUENCIES:
+            raise UserError(f"unknown M4 frequency {frequency!r}; use one of {', '.join(M4_FREQUENCIES)}")
+        if not 0.0 < train_fraction <= 1.0:
+            raise UserError(f"data.train_fraction={train_fraction} must be in (0, 1]")
+        self.frequency = frequency
+        self.folder = resolve_data_file(root, path)
+        self.name = name or f"M4-{frequency}"
+
+    def load(self) -> SeriesCollection:
+        """Read train and test files and pair them by series id."""
+        horizon, m, history = M4_FREQUENCIES[self.frequency]
+        train_path = self.folder / "Train" / f"{self.frequency}-train.csv"
+        test_path = self.folder / "Test" / f"{self.frequency}-test.csv"
+        ids, train = read_m4_file(train_path)
+        test_ids, test = read_m4_file(test_path)
+        if test_ids != ids:
+            raise UserError(f"{test_path} and {train_path} list different series; use matching competition files")
+        return SeriesCollection(self.name, ids, train, test, horizon, m, history,
+                                meta={"source": "M4", "frequency": self.frequency, "path": str(self.folder)})
