@@ -115,6 +115,21 @@ def check_resumable(cfg: DictConfig, run_dir: Path) -> None:
                             "same overrides (only trainer.*, data.root, data.num_workers and ckpt_path may change)")
 
 
+def keep_previous_log(log_dir: Path) -> None:
+    """Move `metrics.csv` of the interrupted run aside (`metrics.0.csv`, `metrics.1.csv`, ...).
+
+    Lightning's CSV logger deletes an existing `metrics.csv` when it starts, which would lose the
+    history of a resumed run.
+    """
+    current = log_dir / "metrics.csv"
+    if not current.is_file():
+        return
+    index = 0
+    while (log_dir / f"metrics.{index}.csv").exists():
+        index += 1
+    current.rename(log_dir / f"metrics.{index}.csv")
+
+
 def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, test and write `run_dir` (config, metrics.json, model artifact, logs).
 
@@ -133,6 +148,8 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        if ckpt_path is not None:
+            keep_previous_log(run_dir / "logs")
     trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path
     # No validation ran (e.g. max_steps below one validation interval): test the final weights.

@@ -169,3 +169,16 @@ def test_resume_ckpt_path_spellings(tmp_path):
     assert resolve_ckpt_path(str(hpc), tmp_path) == str(hpc)
     with pytest.raises(UserError, match="does not exist"):
         resolve_ckpt_path(str(tmp_path / "nope.ckpt"), tmp_path)
+
+
+def test_resume_keeps_the_interrupted_runs_log(tmp_path):
+    from one4all.train import keep_previous_log
+
+    logs = tmp_path / "logs"
+    keep_previous_log(logs)  # nothing logged yet: nothing to keep
+    logs.mkdir()
+    for segment in ("first", "second"):
+        (logs / "metrics.csv").write_text(f"epoch,step\n{segment},0\n")
+        keep_previous_log(logs)
+    assert sorted(p.name for p in logs.iterdir()) == ["metrics.0.csv", "metrics.1.csv"]
+    assert (logs / "metrics.1.csv").read_text().endswith("second,0\n")
