@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import lightning as L
 import torch
@@ -50,3 +51,28 @@ class TaskModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["state_dict"] = self.trainable_state_dict()
+
+
+class SplitMetricsTask(TaskModule):
+    """A task whose val/test metrics stream through one accumulator per split.
+
+    Subclasses fill `accumulators` ({"val": ..., "test": ...}, each with `reset()`) and implement
+    `log_split`, which computes, resets and logs one split; the epoch hooks are shared.
+    """
+
+    accumulators: dict[str, Any]
+
+    def log_split(self, split: str) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement log_split")
+
+    def on_validation_epoch_start(self) -> None:
+        self.accumulators["val"].reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_split("val")
+
+    def on_test_epoch_start(self) -> None:
+        self.accumulators["test"].reset()
+
+    def on_test_epoch_end(self) -> None:
+        self.log_split("test")

@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from one4all.metrics import AccuracyAccumulator
-from one4all.tasks.base import OptimizerFactory, SchedulerFactory, TaskModule
+from one4all.tasks.base import OptimizerFactory, SchedulerFactory, SplitMetricsTask
 
 
-class ClassificationTask(TaskModule):
+class ClassificationTask(SplitMetricsTask):
     """Trains `network` to map a padded series `x[b, L, c]` (+ mask) to class logits `[b, K]`.
 
     Logs val/loss (mean cross-entropy, watched by early stopping and checkpointing), val/accuracy,
@@ -20,7 +20,7 @@ class ClassificationTask(TaskModule):
     def __init__(self, network: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None,
                  scheduler_interval: str = "epoch") -> None:
         super().__init__(network, optimizer, scheduler, scheduler_interval)
-        self.results = {"val": AccuracyAccumulator(), "test": AccuracyAccumulator()}
+        self.accumulators = {"val": AccuracyAccumulator(), "test": AccuracyAccumulator()}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = F.cross_entropy(self.network_output(batch).float(), batch["y"])
@@ -28,29 +28,17 @@ class ClassificationTask(TaskModule):
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.results["val"].update(self.network_output(batch), batch["y"])
+        self.accumulators["val"].update(self.network_output(batch), batch["y"])
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self.results["test"].update(self.network_output(batch), batch["y"])
+        self.accumulators["test"].update(self.network_output(batch), batch["y"])
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Class probabilities."""
         return self.network_output(batch).float().softmax(dim=-1)
 
-    def _log_split(self, split: str) -> None:
-        result = self.results[split].compute()
-        self.results[split].reset()
+    def log_split(self, split: str) -> None:
+        result = self.accumulators[split].compute()
+        self.accumulators[split].reset()
         self.log(f"{split}/loss", result["loss"], prog_bar=split == "val")
         self.log(f"{split}/accuracy", result["accuracy"], prog_bar=split == "val")
-
-    def on_validation_epoch_start(self) -> None:
-        self.results["val"].reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_split("val")
-
-    def on_test_epoch_start(self) -> None:
-        self.results["test"].reset()
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split("test")

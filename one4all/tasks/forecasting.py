@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from one4all.metrics import ErrorAccumulator
-from one4all.tasks.base import OptimizerFactory, SchedulerFactory, TaskModule
+from one4all.tasks.base import OptimizerFactory, SchedulerFactory, SplitMetricsTask
 
 
-class ForecastingTask(TaskModule):
+class ForecastingTask(SplitMetricsTask):
     """Trains `network` to map `x[b, seq_len, c]` to `y[b, horizon, k]`.
 
     `target_channels` index the scored channels among the inputs (all for M, the target for
@@ -26,7 +26,7 @@ class ForecastingTask(TaskModule):
         self.target_channels = list(target_channels)
         self.scales = {"val": np.asarray(scale, dtype=np.float64),
                        "test": np.asarray(scale if test_scale is None else test_scale, dtype=np.float64)}
-        self.errors = {split: ErrorAccumulator(len(s)) for split, s in self.scales.items()}
+        self.accumulators = {split: ErrorAccumulator(len(s)) for split, s in self.scales.items()}
         self.channel_independent = getattr(network, "channel_independent", False)
 
     def predict_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -47,7 +47,7 @@ class ForecastingTask(TaskModule):
         return loss
 
     def _evaluate(self, split: str, batch: dict[str, torch.Tensor]) -> None:
-        self.errors[split].update(self.predict_batch(batch).float(), batch["y"], self._channels(batch))
+        self.accumulators[split].update(self.predict_batch(batch).float(), batch["y"], self._channels(batch))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -58,23 +58,11 @@ class ForecastingTask(TaskModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.predict_batch(batch).float()
 
-    def _log_split(self, split: str) -> None:
-        result = self.errors[split].compute(self.scales[split])
-        self.errors[split].reset()
+    def log_split(self, split: str) -> None:
+        result = self.accumulators[split].compute(self.scales[split])
+        self.accumulators[split].reset()
         if split == "val":
             self.log("val/loss", result["mse"], prog_bar=True)
         for key in ("mse", "mae", "mae_original"):
             if key in result:
                 self.log(f"{split}/{key}", result[key], prog_bar=split == "val" and key == "mae")
-
-    def on_validation_epoch_start(self) -> None:
-        self.errors["val"].reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_split("val")
-
-    def on_test_epoch_start(self) -> None:
-        self.errors["test"].reset()
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split("test")

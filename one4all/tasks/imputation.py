@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from one4all.metrics import ErrorAccumulator
-from one4all.tasks.base import OptimizerFactory, SchedulerFactory, TaskModule
+from one4all.tasks.base import OptimizerFactory, SchedulerFactory, SplitMetricsTask
 
 
 def masked_mse_loss(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -16,7 +16,7 @@ def masked_mse_loss(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) 
     return ((pred - true) ** 2 * hidden).sum() / hidden.sum().clamp(min=1.0)
 
 
-class ImputationTask(TaskModule):
+class ImputationTask(SplitMetricsTask):
     """Trains `network(x, mask)` to reconstruct the hidden entries of `y[b, seq_len, c]`.
 
     `scale` is the train-fitted std per channel, for MAE in original units. Metrics: test/mse and
@@ -27,7 +27,7 @@ class ImputationTask(TaskModule):
                  scheduler: SchedulerFactory | None = None, scheduler_interval: str = "epoch") -> None:
         super().__init__(network, optimizer, scheduler, scheduler_interval)
         self.scale = np.asarray(scale, dtype=np.float64)
-        self.errors = {"val": ErrorAccumulator(len(self.scale)), "test": ErrorAccumulator(len(self.scale))}
+        self.accumulators = {"val": ErrorAccumulator(len(self.scale)), "test": ErrorAccumulator(len(self.scale))}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = masked_mse_loss(self.network_output(batch).float(), batch["y"], batch["mask"])
@@ -36,7 +36,7 @@ class ImputationTask(TaskModule):
 
     def _evaluate(self, split: str, batch: dict[str, torch.Tensor]) -> None:
         channels = torch.arange(batch["y"].shape[-1])
-        self.errors[split].update(self.network_output(batch).float(), batch["y"], channels, 1.0 - batch["mask"])
+        self.accumulators[split].update(self.network_output(batch).float(), batch["y"], channels, 1.0 - batch["mask"])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -48,23 +48,11 @@ class ImputationTask(TaskModule):
         """Observed entries kept, hidden ones filled by the network."""
         return batch["x"] + self.network_output(batch).float() * (1.0 - batch["mask"])
 
-    def _log_split(self, split: str) -> None:
-        result = self.errors[split].compute(self.scale)
-        self.errors[split].reset()
+    def log_split(self, split: str) -> None:
+        result = self.accumulators[split].compute(self.scale)
+        self.accumulators[split].reset()
         if split == "val":
             self.log("val/loss", result["mse"], prog_bar=True)
         for key in ("mse", "mae", "mae_original"):
             if key in result:
                 self.log(f"{split}/{key}", result[key])
-
-    def on_validation_epoch_start(self) -> None:
-        self.errors["val"].reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_split("val")
-
-    def on_test_epoch_start(self) -> None:
-        self.errors["test"].reset()
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split("test")

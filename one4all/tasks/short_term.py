@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from one4all.metrics import SeriesErrorAccumulator, smape_loss
-from one4all.tasks.base import OptimizerFactory, SchedulerFactory, TaskModule
+from one4all.tasks.base import OptimizerFactory, SchedulerFactory, SplitMetricsTask
 
 
-class ShortTermTask(TaskModule):
+class ShortTermTask(SplitMetricsTask):
     """Trains `network` on `x[b, seq_len, 1] -> y[b, horizon, 1]` windows with the sMAPE loss.
 
     Evaluation batches carry each series' MASE scale and Naive2 forecast. When a batch asks for
@@ -20,7 +20,7 @@ class ShortTermTask(TaskModule):
     def __init__(self, network: nn.Module, optimizer: OptimizerFactory, scheduler: SchedulerFactory | None = None,
                  scheduler_interval: str = "epoch") -> None:
         super().__init__(network, optimizer, scheduler, scheduler_interval)
-        self.scores = {"val": SeriesErrorAccumulator(), "test": SeriesErrorAccumulator()}
+        self.accumulators = {"val": SeriesErrorAccumulator(), "test": SeriesErrorAccumulator()}
 
     def forecast(self, x: torch.Tensor, steps: int) -> torch.Tensor:
         """`steps` future values after `x[b, seq_len, 1]`, rolling the network out if needed."""
@@ -39,7 +39,7 @@ class ShortTermTask(TaskModule):
 
     def _evaluate(self, split: str, batch: dict[str, torch.Tensor]) -> None:
         pred = self.forecast(batch["x"], batch["y"].shape[1])
-        self.scores[split].update(pred[..., 0], batch["y"][..., 0], batch["scale"], batch["naive2"][..., 0])
+        self.accumulators[split].update(pred[..., 0], batch["y"][..., 0], batch["scale"], batch["naive2"][..., 0])
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate("val", batch)
@@ -50,23 +50,11 @@ class ShortTermTask(TaskModule):
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.forecast(batch["x"], batch["y"].shape[1])
 
-    def _log_split(self, split: str) -> None:
-        result = self.scores[split].compute()
-        self.scores[split].reset()
+    def log_split(self, split: str) -> None:
+        result = self.accumulators[split].compute()
+        self.accumulators[split].reset()
         if split == "val":
             self.log("val/loss", result["smape"], prog_bar=True)
         for key in ("smape", "mase", "owa", "naive2_smape", "naive2_mase"):
             if key in result:
                 self.log(f"{split}/{key}", result[key], prog_bar=split == "val" and key == "owa")
-
-    def on_validation_epoch_start(self) -> None:
-        self.scores["val"].reset()
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_split("val")
-
-    def on_test_epoch_start(self) -> None:
-        self.scores["test"].reset()
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split("test")
