@@ -130,6 +130,15 @@ def test_cached_features_give_the_eval_mode_loss():
     assert cached.feature_cache.nbytes == 10 * 8 * 32 * 4
 
 
+def test_features_cached_under_inference_mode_train_later():
+    net = tiny("linear_probe", cache_backbone_features=True)
+    x, y = torch.randn(2, 64, 1), torch.randn(2, 12, 1)
+    with torch.inference_mode():
+        net.eval()(x)
+    loss, grads = _head_step(net.train(), x, y)
+    assert net.feature_cache.hits == 2 and loss > 0 and grads[0].abs().sum() > 0
+
+
 def test_cache_budget_is_respected():
     net = tiny("linear_probe", cache_backbone_features=True, feature_cache_mb=2 * 8 * 32 * 4 / 2**20)
     x = torch.randn(3, 64, 1)

@@ -69,5 +69,9 @@ class FeatureCache:
                             "recomputed; raise model.feature_cache_mb to cache them", self.nbytes / MB, len(self))
                 self._full_warned = True
             return
-        self._features[key] = row.clone()  # a view would keep the whole batch alive
+        # A copy, not a view (which would keep the whole batch alive), made outside inference mode:
+        # features computed during validation (Lightning runs it under inference_mode) must be
+        # usable by a later training step, which saves them for the head's weight gradient.
+        with torch.inference_mode(False):
+            self._features[key] = row.clone()
         self.nbytes += size
