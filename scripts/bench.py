@@ -2,7 +2,7 @@
 
     python scripts/bench.py --data-root ../shared/data --out bench.json
 
-Measures the fp32 and bf16 GEMM peak first (best of 5 square 2048 products), then for each
+Measures the fp32 and bf16 GEMM peak first (best of 3 square products of each of `--gemm-sizes`), then for each
 network (built from its experiment config, random-init GPT-2 small with 6 blocks, ETTh1 L=336
 H=96, `--batch` channel windows per step) and precision (fp32; bf16 = autocast as Lightning's
 `bf16-mixed`): `--warmup` untimed training steps, `--steps` timed training steps (forward, MSE,
@@ -11,6 +11,9 @@ inference batches under inference_mode after one warm-up. The loader itself is t
 A sample is one channel window; tokens are patch tokens through the Transformer. "% of roofline"
 = measured samples/s x analytic FLOPs per sample (one4all.flops) / measured GEMM peak of the same
 precision (DESIGN.md §6). Peak RSS is the process peak while that configuration ran.
+`--clock cpu --threads 1` times process CPU time on one thread instead of wall time: a per-core
+figure that other jobs on a shared machine disturb much less (with 2 threads CPU time would count
+the threads' spin-waiting).
 
 Linear-probe rows show the frozen-backbone fast paths: `autograd` is the plain path (GPT-2 run with
 autograd enabled, as before the fast path), `no_grad` the automatic gradient-free front, `cached`
@@ -49,23 +52,25 @@ CONFIGS = {
     "linear_probe/cached": ([*ETTH1, "adapter=linear_probe", "model.cache_backbone_features=true"], False),
 }
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter
 
 
 def batches(run, n: int) -> tuple[list[dict], float]:
     """The first `n` training batches of the real loader, and the loader's own samples/s."""
     loader = iter(run.datamodule.train_dataloader())
     next(loader)
-    start = time.perf_counter()
+    start = clock()
     out = [next(loader) for _ in range(n)]
-    return out, sum(len(b["x"]) for b in out) / (time.perf_counter() - start)
+    return out, sum(len(b["x"]) for b in out) / (clock() - start)
 
 
 def timed(fn, data: list[dict]) -> float:
     """samples/s of `fn(batch)` over `data`."""
-    start = time.perf_counter()
+    start = clock()
     for batch in data:
         fn(batch)
-    return sum(len(b["x"]) for b in data) / (time.perf_counter() - start)
+    return sum(len(b["x"]) for b in data) / (clock() - start)
 
 
 def step_functions(run, dtype: torch.dtype | None):
@@ -186,16 +191,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--gemm-size", type=int, default=2048)
+    parser.add_argument("--gemm-sizes", type=int, nargs="+", default=[1024, 2048, 4096],
+                        help="square matmul sizes; the GEMM peak is the best over them")
     parser.add_argument("--profile", nargs="*", default=[], choices=list(CONFIGS),
                         help="also profile one bf16 training and inference step of these models")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=None, help="also write the results here as JSON")
     args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    machine = {"cpu": cpu_name(), "threads": torch.get_num_threads(),
+    machine = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "clock": args.clock,
                "torch": torch.__version__, "loadavg_start": os.getloadavg()}
-    peaks = {name: round(gemm_peak_gflops(dtype or torch.float32, args.gemm_size), 1)
-             for name, dtype in PRECISIONS.items()}
+    peaks = {name: round(max(gemm_peak_gflops(dtype or torch.float32, size, reps=3, clock=clock)
+                             for size in args.gemm_sizes), 1) for name, dtype in PRECISIONS.items()}
     print(json.dumps({"gemm_peak_gflops": peaks, **machine}), flush=True)
     rows = [row for label in args.models for row in bench_config(label, *CONFIGS[label], args, peaks)]
     machine.update(loadavg_end=os.getloadavg(), wall_s=round(time.perf_counter() - started, 1))
