@@ -30,6 +30,8 @@ class BackboneSpec:
     init from `config`, for tests and "is the LLM useful?" ablations) or `auto` (pretrained if
     it loads, else random with a loud warning). `path` is a hub id or a local directory.
     `config` overrides GPT-2 small's architecture for random init (e.g. a tiny model in tests).
+    `attn_implementation`: transformers' attention kernel; `eager` (the authors' formulation) trains
+    faster on CPU than `sdpa`, whose CPU kernel has no dropout (docs/benchmarks.md).
     `fused_gelu` computes GPT-2's tanh GELU with one fused kernel instead of transformers' eight
     elementwise ops (same function, different rounding; see models.fast_gpt2).
     """
@@ -39,7 +41,7 @@ class BackboneSpec:
     n_layers: int = 6
     seed: int = 0
     dropout: float | None = None
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "eager"
     config: dict | None = None
     fused_gelu: bool = True
 
