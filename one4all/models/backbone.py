@@ -15,6 +15,7 @@ from transformers import GPT2Config, GPT2Model
 from transformers.utils import logging as hf_logging
 
 from one4all.errors import UserError
+from one4all.models.fast_gpt2 import streamline
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,10 @@ class BackboneSpec:
     init from `config`, for tests and "is the LLM useful?" ablations) or `auto` (pretrained if
     it loads, else random with a loud warning). `path` is a hub id or a local directory.
     `config` overrides GPT-2 small's architecture for random init (e.g. a tiny model in tests).
+    `attn_implementation`: transformers' attention kernel; `eager` (the authors' formulation) trains
+    faster on CPU than `sdpa`, whose CPU kernel has no dropout (docs/benchmarks.md).
+    `fused_gelu` computes GPT-2's tanh GELU with one fused kernel instead of transformers' eight
+    elementwise ops (same function, different rounding; see models.fast_gpt2).
     """
 
     init: str = "auto"
@@ -36,8 +41,9 @@ class BackboneSpec:
     n_layers: int = 6
     seed: int = 0
     dropout: float | None = None
-    attn_implementation: str = "sdpa"
+    attn_implementation: str = "eager"
     config: dict | None = None
+    fused_gelu: bool = True
 
 
 @dataclass
@@ -131,6 +137,6 @@ def load_backbone(spec: BackboneSpec) -> Backbone:
                         "Results are not those of a pretrained LLM. Set model.backbone.path to local "
                         "weights, or model.backbone.init=random to silence this.", spec.path)
             model, pretrained, source = _random(spec), False, "random (auto fallback)"
-    model = _truncate(model, spec)
+    model = streamline(_truncate(model, spec), fused_gelu=spec.fused_gelu)
     model.requires_grad_(False)
     return Backbone(model=model, pretrained=pretrained, source=source)

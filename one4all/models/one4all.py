@@ -6,6 +6,10 @@ the authors' GPT4TS designs (models.layouts). What trains is decided by the adap
 part names shared by every kind. Parts that are neither GPT-2 nor trained (in the `reference`
 preset: the token embedding and the head's base weight) are initialised from `init_seed`, so a
 saved artifact can regenerate them instead of storing them.
+
+When nothing before the head trains (`adapter=linear_probe`, LoRA on the head only), the frozen
+front (token embedding + GPT-2) runs without autograd, and `cache_backbone_features` can memoise
+its output across epochs (models.feature_cache).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from one4all.adapters import AdapterSpec, apply_adapter
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec, load_backbone, seeded
 from one4all.models.contract import IOSpec
+from one4all.models.feature_cache import FeatureCache
 from one4all.models.layouts import LayoutOptions, make_layout
 
 # GPT-2 block projections that LoRA can target, by part name.
@@ -45,6 +50,8 @@ class One4All(nn.Module):
         embed_dropout: float = 0.1,
         channel_embedding: str = "pad",
         channel_chunk: int | None = None,
+        cache_backbone_features: bool = False,
+        feature_cache_mb: float = 4096,
     ) -> None:
         super().__init__()
         if channel_chunk is not None and channel_chunk <= 0:
@@ -69,6 +76,10 @@ class One4All(nn.Module):
         with seeded(init_seed + 1):
             self.out_layer = self.layout.make_out_layer(d_model)
         apply_adapter(self, adapter or AdapterSpec(), self.lora_parts(), self.trainable_parts())
+        self.feature_cache = FeatureCache(feature_cache_mb) if cache_backbone_features else None
+        if self.feature_cache is not None:
+            self._check_cacheable()
+            self.train(self.training)
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
@@ -92,13 +103,49 @@ class One4All(nn.Module):
             parts[part] = [rf"gpt2\.h\.\d+\.{suffix.replace('.', '[.]')}\.(weight|bias)"]
         return parts
 
+    def front_trainable(self) -> list[str]:
+        """Trainable parameters before the head (token embedding, GPT-2): gradients must cross GPT-2."""
+        front = [*self.in_layer.named_parameters(prefix="in_layer"), *self.gpt2.named_parameters(prefix="gpt2")]
+        return [name for name, p in front if p.requires_grad]
+
+    def _check_cacheable(self) -> None:
+        trained = self.front_trainable()
+        if trained:
+            raise UserError(f"model.cache_backbone_features=true needs a frozen GPT-2 and token embedding, but "
+                            f"{trained[0]} trains (it sits before the head); use adapter=linear_probe or LoRA "
+                            "on the head only (adapter.lora_targets=[head]), or drop the cache")
+
+    def train(self, mode: bool = True) -> One4All:
+        """Set train/eval mode; with the feature cache the frozen front stays in eval mode (no dropout)."""
+        super().train(mode)
+        if self.feature_cache is not None:
+            # Cached features must not depend on dropout draws, so GPT-2 and the token embedding are
+            # deterministic in training too: the head then trains on dropout-free features.
+            self.in_layer.eval()
+            self.gpt2.eval()
+        return self
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """`x[batch, seq_len, channels]` (and the observation mask when `io.masked`) -> the kind's output."""
         tokens, state = self.layout.encode(x, mask)
         return self.layout.decode(self.out_layer, self._backbone(tokens), state)
 
     def _backbone(self, tokens: torch.Tensor) -> torch.Tensor:
-        """GPT-2's last hidden states for `tokens[sequences, ...]`.
+        """GPT-2's last hidden states for `tokens[sequences, ...]`, from the cache when it is on.
+
+        With nothing trainable before the head, no gradient can enter GPT-2: it runs under
+        no_grad (autograd would record nothing anyway; this also allows chunking in training).
+        """
+        if self.feature_cache is not None:
+            self._check_cacheable()
+            return self.feature_cache(tokens, self._front)
+        if not tokens.requires_grad and not self.front_trainable():
+            with torch.no_grad():
+                return self._front(tokens)
+        return self._front(tokens)
+
+    def _front(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token embedding + GPT-2 on `tokens[sequences, ...]`.
 
         Without gradients (inference), at most `channel_chunk` sequences go through GPT-2 at once,
         so a joint window of many channels (Traffic: 862 series per window) needs bounded
