@@ -9,6 +9,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from one4all.adapters.presets import PRESETS
+from one4all.adapters.switch import switch_to_lora
 from one4all.errors import UserError
 
 SCALINGS = ("rslora", "lora")
@@ -21,7 +22,9 @@ class AdapterSpec:
     preset: a name from `adapters.presets.PRESETS`; `lora_targets` / `train_full` override its
     lists. rank/alpha/scaling/init/dropout are peft's LoRA settings: `scaling=rslora` uses
     alpha/sqrt(rank) (rsLoRA), `lora` alpha/rank. Defaults are the One-for-All code's
-    (r=16, alpha=16 -> scale 4.0, Gaussian init, dropout 0.01).
+    (r=16, alpha=16 -> scale 4.0, Gaussian init, dropout 0.01). `switched` (module name -> rank)
+    lists modules that trained in full and were then switched to LoRA (PreLoRA,
+    `adapters/prelora.py`): set by the switch, so that a saved network is rebuilt in its final form.
     """
 
     preset: str = "reference"
@@ -32,6 +35,7 @@ class AdapterSpec:
     dropout: float = 0.01
     lora_targets: list[str] | None = None
     train_full: list[str] | None = None
+    switched: dict[str, int] | None = None
 
     def resolved(self) -> tuple[list[str], list[str]]:
         """(LoRA target parts, fully trainable parts) after applying the preset."""
@@ -84,3 +88,6 @@ def apply_adapter(network: nn.Module, spec: AdapterSpec, part_modules: dict[str,
         plain = name.replace(".base_layer.", ".")
         if "lora_" not in name and any(p.fullmatch(plain) for p in patterns):
             param.requires_grad_(True)
+    if spec.switched:
+        init = True if spec.init == "kaiming" else spec.init
+        switch_to_lora(network, dict(spec.switched), spec.alpha, spec.scaling == "rslora", init)

@@ -68,7 +68,9 @@ class One4All(nn.Module):
             self.in_layer = self.layout.make_in_layer(d_model)
         with seeded(init_seed + 1):
             self.out_layer = self.layout.make_out_layer(d_model)
-        apply_adapter(self, adapter or AdapterSpec(), self.lora_parts(), self.trainable_parts())
+        # Kept: a switch during training (PreLoRA) records its ranks here for the saved config.
+        self.adapter_spec = adapter or AdapterSpec()
+        apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
