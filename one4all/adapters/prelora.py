@@ -66,11 +66,11 @@ def assign_ranks(previous: Window, last: Window, low: int, high: int) -> dict[st
     ladder = rank_ladder(low, high)
     change = {m: percent_change(previous.grad_norms[m], last.grad_norms[m]) for m in last.grad_norms}
     lo, hi = min(change.values()), max(change.values())
+    if math.isinf(hi):  # a gradient that was exactly zero before: that module changed most
+        change = {m: float(math.isinf(g)) for m, g in change.items()}
+        lo, hi = 0.0, 1.0
     ranks = {}
     for module, g in change.items():
-        if math.isinf(hi):  # a gradient that was exactly zero before: that module changed most
-            v = 1.0 if math.isinf(g) else 0.0
-        else:
-            v = 0.0 if hi == lo else (g - lo) / (hi - lo)
+        v = 0.0 if hi == lo else (g - lo) / (hi - lo)
         ranks[module] = ladder[max(math.ceil(v * len(ladder)) - 1, 0)]
     return ranks
