@@ -54,6 +54,7 @@ def switch_to_lora(network: nn.Module, ranks: dict[str, int], alpha: float, use_
             is_lora = "lora_" in name
             param.requires_grad_(is_lora)
             if not is_lora:
+                param.grad = None  # no optimizer will clear it any more: free it now
                 frozen.append(name)
     setattr(network, KEPT_FROZEN, sorted(kept_frozen(network) | set(frozen)))
     return frozen
