@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from one4all.adapters import AdapterSpec
-from one4all.adapters.prelora import Window, assign_ranks, converged, rank_ladder
+from one4all.adapters.prelora import Window, assign_ranks, cap_ranks, converged, rank_ladder
 from one4all.adapters.switch import kept_frozen, switch_to_lora
 from one4all.artifact import load_artifact, save_artifact
 from one4all.cli import main
@@ -46,6 +46,14 @@ def test_rank_rule_follows_gradient_norm_change():
     assert assign_ranks(previous, last, 4, 32) == {"a": 4, "b": 8, "c": 32}
     single = Window(1.0, {}, {"a": 3.0})  # one module: min-max is degenerate -> lowest rank
     assert assign_ranks(Window(1.0, {}, {"a": 1.0}), single, 4, 32) == {"a": 4}
+
+
+def test_ranks_are_capped_where_lora_would_not_be_smaller():
+    shapes = {"out_layer": (24, 384), "in_layer": (32, 16), "gpt2.wpe": (128, 32), "tiny": (2, 2)}
+    ranks = {"out_layer": 32, "in_layer": 32, "gpt2.wpe": 8, "tiny": 4}
+    # r * (rows + cols) < rows * cols: out_layer r < 22.6 -> 16; in_layer r < 10.7 -> 8; wpe 8 stays;
+    # a 2x2 weight never pays (4 * 4 >= 4): it keeps training in full.
+    assert cap_ranks(ranks, shapes, 4, 32) == {"out_layer": 16, "in_layer": 8, "gpt2.wpe": 8}
 
 
 def _gpt4ts() -> One4All:

@@ -74,3 +74,20 @@ def assign_ranks(previous: Window, last: Window, low: int, high: int) -> dict[st
         v = 0.0 if hi == lo else (g - lo) / (hi - lo)
         ranks[module] = ladder[max(math.ceil(v * len(ladder)) - 1, 0)]
     return ranks
+
+
+def cap_ranks(ranks: dict[str, int], shapes: dict[str, tuple[int, int]], low: int, high: int) -> dict[str, int]:
+    """Lower each rank until the module's LoRA (r * (rows + cols)) has fewer parameters than its
+    full weight (rows * cols); a module where even `low` does not pay keeps training in full (dropped).
+
+    PreLoRA's ladder was made for 1024x1024 ViT projections; here the patch embedding is 16x768, where
+    rank 16 already costs more than the full matrix.
+    """
+    ladder = rank_ladder(low, high)
+    capped = {}
+    for module, rank in ranks.items():
+        rows, cols = shapes[module]
+        fitting = [r for r in ladder if r <= rank and r * (rows + cols) < rows * cols]
+        if fitting:
+            capped[module] = fitting[-1]
+    return capped

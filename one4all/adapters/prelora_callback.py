@@ -21,7 +21,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from one4all.adapters.prelora import Window, assign_ranks, converged
+from one4all.adapters.prelora import Window, assign_ranks, cap_ranks, converged
 from one4all.adapters.switch import switch_to_lora
 from one4all.efficiency import batch_samples, count_parameters
 from one4all.errors import UserError
@@ -154,8 +154,14 @@ class PreLoRASwitch(L.Callback):
             self._switch(trainer, pl_module)
 
     def _switch(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.ranks = assign_ranks(self.windows[-2], self.windows[-1], self.low_rank, self.high_rank)
+        ranks = assign_ranks(self.windows[-2], self.windows[-1], self.low_rank, self.high_rank)
+        shapes = {m: tuple(w.shape) for m, w in self._weights(pl_module.network).items()}
+        self.ranks = cap_ranks(ranks, shapes, self.low_rank, self.high_rank)
         self.switch_step = trainer.global_step
+        if not self.ranks:
+            log.info("PreLoRA: converged at step %d, but LoRA would not be smaller than any module; training "
+                     "on in full", self.switch_step)
+            return
         self._apply(pl_module)
         _rebuild_optimizers(trainer)
         _forget_best(trainer)
@@ -195,7 +201,7 @@ class PreLoRASwitch(L.Callback):
         """The `prelora` block of metrics.json."""
         device = self._device
         return {"prelora": {
-            "switched": self.ranks is not None, "switch_step": self.switch_step, "ranks": self.ranks,
+            "switched": bool(self.ranks), "switch_step": self.switch_step, "ranks": self.ranks,
             "window_steps": self.window_steps, "window_losses": [round(w.loss, 6) for w in self.windows],
             "before": self.phases["before"].summary(self.trainable_before, device),
             "after": self.phases["after"].summary(self.trainable_after, device),
