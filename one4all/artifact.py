@@ -1,6 +1,7 @@
 """The model artifact: trainable tensors (safetensors) + a JSON manifest. No pickle anywhere.
 
-Frozen tensors are not stored. GPT-2 comes from its source (hub id / directory, or a seed for a
+Frozen tensors are not stored, except learned ones that were frozen later (PreLoRA's switched
+modules, `adapters/switch.py`). GPT-2 comes from its source (hub id / directory, or a seed for a
 random-init backbone); frozen random parts that are not GPT-2 (the `reference` preset's patch
 embedding and head base weight) are regenerated from their stored seed. Both are verified
 against stored SHA-256 checksums, so a different GPT-2 or a torch version whose RNG differs
@@ -24,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from one4all.adapters.switch import kept_frozen
 from one4all.config import build_object
 from one4all.errors import UserError
 from one4all.models.contract import IOSpec
@@ -37,8 +39,9 @@ TENSORS = "trainable.safetensors"
 def frozen_checksums(network: nn.Module) -> dict[str, str]:
     """SHA-256 over frozen parameters, split into the GPT-2 backbone and everything else."""
     digests = {"backbone": hashlib.sha256(), "other": hashlib.sha256()}
+    stored = kept_frozen(network)
     for name, param in sorted(network.named_parameters()):
-        if param.requires_grad:
+        if param.requires_grad or name in stored:
             continue
         group = "backbone" if name.startswith("gpt2.") else "other"
         digests[group].update(name.encode())
@@ -47,8 +50,9 @@ def frozen_checksums(network: nn.Module) -> dict[str, str]:
 
 
 def trainable_tensors(network: nn.Module) -> dict[str, torch.Tensor]:
-    """Trainable parameters and persistent buffers: everything a fresh network cannot regenerate."""
-    frozen = {name for name, p in network.named_parameters() if not p.requires_grad}
+    """Trainable parameters, persistent buffers and frozen-but-learned weights (PreLoRA's switched
+    modules): everything a fresh network cannot regenerate."""
+    frozen = {name for name, p in network.named_parameters() if not p.requires_grad} - kept_frozen(network)
     return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items() if k not in frozen}
 
 

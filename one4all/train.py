@@ -41,6 +41,10 @@ def network_config(cfg: DictConfig, network: torch.nn.Module) -> dict[str, Any]:
     if info is not None and "backbone" in config:
         # Record what happened, not what was asked: `auto` must not switch sources on reload.
         config["backbone"]["init"] = "pretrained" if info["pretrained"] else "random"
+    switched = getattr(getattr(network, "adapter_spec", None), "switched", None)
+    if switched and "adapter" in config:
+        # Modules switched to LoRA during training (PreLoRA): rebuild the network in its final form.
+        config["adapter"]["switched"] = dict(switched)
     return config
 
 
@@ -172,5 +176,8 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
                 "selected_checkpoint": "best" if best else "last", "world_size": trainer.world_size,
                 "resumed_from": ckpt_path, "torch": torch.__version__},
     })
+    for callback in trainer.callbacks:  # callbacks with something to say about the run (PreLoRA's switch)
+        if callable(getattr(callback, "report", None)):
+            metrics.update(callback.report())
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     return metrics

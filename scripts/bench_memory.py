@@ -1,6 +1,11 @@
 """Peak training memory of One-for-All vs GPT4TS at the same batch, against the input length.
 
     nice -n 10 python scripts/bench_memory.py --seq-lens 96 336 512 720 --batch 64
+    nice -n 10 python scripts/bench_memory.py --seq-lens 336 512 1024 2048 --batch 8 \
+        --presets reference rslora_all lars --precisions bf16       # LARS-style adapter memory
+
+`--presets` takes adapter presets (`one4all.adapters.PRESETS`) and the variants in `VARIANTS`
+(rsLoRA on all block projections, with and without VeLoRA-compressed saved inputs).
 
 Each configuration runs in a fresh process (so no allocator state carries over) that builds the
 network (random-init GPT-2 small, 6 blocks, patch 16 stride 8, horizon 96), resets the kernel's
@@ -26,6 +31,14 @@ import sys
 from pathlib import Path
 
 MB = 1024 * 1024
+PROJECTIONS = ["c_attn", "attn_proj", "mlp_fc", "mlp_proj"]
+# AdapterSpec arguments of the non-preset variants; dropout off so that no mask of the adapter
+# input's size is kept (configs/adapter/lars.yaml).
+VARIANTS = {
+    "rslora_all": {"lora_targets": ["wpe", "head", *PROJECTIONS], "dropout": 0.0},
+    "lars": {"lora_targets": ["wpe", "head", *PROJECTIONS], "dropout": 0.0, "velora_groups": 32,
+             "velora_parts": PROJECTIONS},
+}
 
 
 def _status_kb(field: str) -> int:
@@ -45,8 +58,8 @@ def measure(preset: str, seq_len: int, precision: str, batch: int, horizon: int,
     from one4all.models.one4all import One4All
 
     torch.manual_seed(0)
-    net = One4All(IOSpec(seq_len, 1, horizon=horizon), BackboneSpec(init="random", n_layers=6),
-                  AdapterSpec(preset=preset)).train()
+    spec = AdapterSpec(**VARIANTS.get(preset, {"preset": preset}))
+    net = One4All(IOSpec(seq_len, 1, horizon=horizon), BackboneSpec(init="random", n_layers=6), spec).train()
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=1e-4)
     x, y = torch.randn(batch, seq_len, 1), torch.randn(batch, horizon, 1)
@@ -113,6 +126,17 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def slopes(rows: list[dict]) -> str:
+    """Saved-for-backward MB per extra patch between the shortest and longest input, per preset and precision."""
+    lines = []
+    for key in dict.fromkeys((r["preset"], r["precision"]) for r in rows):
+        runs = sorted((r for r in rows if (r["preset"], r["precision"]) == key), key=lambda r: r["n_patches"])
+        if len(runs) > 1 and runs[-1]["n_patches"] > runs[0]["n_patches"]:
+            slope = (runs[-1]["saved_mb"] - runs[0]["saved_mb"]) / (runs[-1]["n_patches"] - runs[0]["n_patches"])
+            lines.append(f"{key[0]} {key[1]}: {slope:.2f} saved MB per patch (batch {runs[0]['batch']})")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seq-lens", type=int, nargs="+", default=[96, 336, 512, 720])
@@ -137,6 +161,7 @@ def main() -> None:
                 rows.append(json.loads(out.strip().splitlines()[-1]))
                 print(json.dumps(rows[-1]), flush=True)
     print(table(rows))
+    print(slopes(rows))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
 from one4all.adapters.presets import PRESETS
+from one4all.adapters.switch import switch_to_lora
+from one4all.adapters.velora import compress_lora_inputs
 from one4all.errors import UserError
 
 SCALINGS = ("rslora", "lora")
@@ -21,7 +23,13 @@ class AdapterSpec:
     preset: a name from `adapters.presets.PRESETS`; `lora_targets` / `train_full` override its
     lists. rank/alpha/scaling/init/dropout are peft's LoRA settings: `scaling=rslora` uses
     alpha/sqrt(rank) (rsLoRA), `lora` alpha/rank. Defaults are the One-for-All code's
-    (r=16, alpha=16 -> scale 4.0, Gaussian init, dropout 0.01).
+    (r=16, alpha=16 -> scale 4.0, Gaussian init, dropout 0.01). `switched` (module name -> rank)
+    lists modules that trained in full and were then switched to LoRA (PreLoRA,
+    `adapters/prelora.py`): set by the switch, so that a saved network is rebuilt in its final form.
+    `velora_groups` (null = off) stores, for LoRA on the `velora_parts` (null = every LoRA target),
+    rank-1 sub-token projections of the adapter input instead of the input itself, with this many
+    sub-tokens per token (VeLoRA, `adapters/velora.py`); `velora_scale` scales the approximate
+    gradient of A.
     """
 
     preset: str = "reference"
@@ -32,6 +40,10 @@ class AdapterSpec:
     dropout: float = 0.01
     lora_targets: list[str] | None = None
     train_full: list[str] | None = None
+    switched: dict[str, int] | None = None
+    velora_groups: int | None = None
+    velora_parts: list[str] | None = None
+    velora_scale: float = 1.0
 
     def resolved(self) -> tuple[list[str], list[str]]:
         """(LoRA target parts, fully trainable parts) after applying the preset."""
@@ -78,9 +90,19 @@ def apply_adapter(network: nn.Module, spec: AdapterSpec, part_modules: dict[str,
         for name, param in network.named_parameters():
             if "lora_" in name:
                 param.requires_grad_(True)
+        if spec.velora_groups is not None:
+            compressed = lora if spec.velora_parts is None else list(spec.velora_parts)
+            if not set(compressed) <= set(lora):
+                raise UserError(f"adapter.velora_parts={compressed} must be LoRA targets ({lora}); add them to "
+                                "adapter.lora_targets")
+            compress_lora_inputs(network, [name for part in compressed for name in part_modules[part]],
+                                 spec.velora_groups, spec.velora_scale)
     patterns = [re.compile(p) for part in full for p in part_params[part]]
     for name, param in network.named_parameters():
         # peft renames a wrapped module's own weights to <module>.base_layer.*
         plain = name.replace(".base_layer.", ".")
         if "lora_" not in name and any(p.fullmatch(plain) for p in patterns):
             param.requires_grad_(True)
+    if spec.switched:
+        init = True if spec.init == "kaiming" else spec.init
+        switch_to_lora(network, dict(spec.switched), spec.alpha, spec.scaling == "rslora", init)

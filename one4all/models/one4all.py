@@ -75,7 +75,9 @@ class One4All(nn.Module):
             self.in_layer = self.layout.make_in_layer(d_model)
         with seeded(init_seed + 1):
             self.out_layer = self.layout.make_out_layer(d_model)
-        apply_adapter(self, adapter or AdapterSpec(), self.lora_parts(), self.trainable_parts())
+        # Kept: a switch during training (PreLoRA) records its ranks here for the saved config.
+        self.adapter_spec = adapter or AdapterSpec()
+        apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
         self.feature_cache = FeatureCache(feature_cache_mb) if cache_backbone_features else None
         if self.feature_cache is not None:
             self._check_cacheable()

@@ -9,6 +9,8 @@ import lightning as L
 import torch
 from torch import nn
 
+from one4all.adapters.switch import kept_frozen
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
 
@@ -45,8 +47,9 @@ class TaskModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Trainable parameters and persistent buffers, keyed as in `state_dict()`."""
+        """Trainable parameters, persistent buffers and frozen-but-learned weights, keyed as in `state_dict()`."""
         frozen = {name for name, p in self.named_parameters() if not p.requires_grad}
+        frozen -= {f"network.{name}" for name in kept_frozen(self.network)}
         return {k: v for k, v in self.state_dict().items() if k not in frozen}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
