@@ -68,7 +68,17 @@ class One4All(nn.Module):
             self.in_layer = self.layout.make_in_layer(d_model)
         with seeded(init_seed + 1):
             self.out_layer = self.layout.make_out_layer(d_model)
-        apply_adapter(self, adapter or AdapterSpec(), self.lora_parts(), self.trainable_parts())
+        self.adapter_spec = adapter or AdapterSpec()
+        # What the adapter changed or estimated (WeLore spectra, GeLoRA ID profile): for metrics.json.
+        self.adapter_report = self.adapter_spec.prepare(self)
+        if not self.adapter_spec.needs_train_data():
+            apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
+
+    def calibrate(self, train) -> None:
+        """Fit a data-dependent adapter (GeLoRA ranks) on the train split, then inject it."""
+        if self.adapter_spec.needs_train_data():
+            self.adapter_report.update(self.adapter_spec.calibrate(self, train))
+            apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
@@ -96,6 +106,22 @@ class One4All(nn.Module):
         """`x[batch, seq_len, channels]` (and the observation mask when `io.masked`) -> the kind's output."""
         tokens, state = self.layout.encode(x, mask)
         return self.layout.decode(self.out_layer, self._backbone(tokens), state)
+
+    def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """GPT-2's hidden states for `x`: the input of block 1, then each block's output (before ln_f)."""
+        tokens, _ = self.layout.encode(x, mask)
+        states: list[torch.Tensor] = []
+
+        def keep(module, args, output) -> None:
+            states.append(output[0] if isinstance(output, tuple) else output)
+
+        hooks = [module.register_forward_hook(keep) for module in (self.gpt2.drop, *self.gpt2.h)]
+        try:
+            self.gpt2(inputs_embeds=self.in_layer(tokens))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return states
 
     def _backbone(self, tokens: torch.Tensor) -> torch.Tensor:
         """GPT-2's last hidden states for `tokens[sequences, ...]`.
