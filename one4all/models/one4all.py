@@ -97,6 +97,8 @@ class One4All(nn.Module):
             "head": [r"out_layer\.(weight|bias)", r"layout\.head_norm\.(weight|bias)"],
             "patch_embedding": [r"in_layer\.(\w+\.)?(weight|bias)"],
             "layernorms": [r"gpt2\.(h\.\d+\.ln_\d|ln_f)\.(weight|bias)"],
+            # Factor pairs of projections compressed by WeLore (one4all.lowrank.factorised).
+            "lowrank_factors": [r"gpt2\.h\.\d+\.(attn|mlp)\.c_\w+\.parts\.\d+\.(down|up)\.weight"],
         }
         for part, suffix in _PROJECTIONS.items():
             parts[part] = [rf"gpt2\.h\.\d+\.{suffix.replace('.', '[.]')}\.(weight|bias)"]
