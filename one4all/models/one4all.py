@@ -71,7 +71,9 @@ class One4All(nn.Module):
         self.adapter_spec = adapter or AdapterSpec()
         # What the adapter changed or estimated (WeLore spectra, GeLoRA ID profile): for metrics.json.
         self.adapter_report = self.adapter_spec.prepare(self)
-        if not self.adapter_spec.needs_train_data():
+        if self.adapter_spec.needs_train_data():
+            self.requires_grad_(False)  # nothing trains until `calibrate` has injected the adapter
+        else:
             apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
 
     def calibrate(self, train) -> None:
