@@ -44,7 +44,7 @@ def test_truncation_is_the_best_rank_r_approximation_and_counts_by_hand():
     # LRC: r (in + out_group); N-LRC: in * out_group (32 x 32); bias stays separate and frozen.
     assert factorised.weight_params() == 4 * (32 + 32) + 32 * 32 + 2 * (32 + 32) == 1408
     assert sum(p.numel() for p in factorised.parameters() if p.requires_grad) == 4 * 64 + 2 * 64
-    q = layer.weight[:, :32]
+    q = layer.weight[:, :32].detach()
     with torch.no_grad():
         approx = factorised(torch.eye(32)) - factorised.bias  # rows: W_r in Conv1D orientation
     sigma = torch.linalg.svdvals(q.double())
