@@ -12,7 +12,7 @@ from one4all.artifact import MANIFEST, frozen_checksums, load_artifact, save_art
 from one4all.efficiency import count_parameters
 from one4all.errors import UserError
 from one4all.lowrank.factorised import FactorisedConv1D
-from one4all.lowrank.welore import WeLoreSpec, find_threshold, kept_ranks, rank_reduction
+from one4all.lowrank.welore import WeLoreSpec, find_threshold, kept_ranks, normalised_spectrum, rank_reduction
 from one4all.models.backbone import BackboneSpec
 from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
@@ -115,3 +115,11 @@ def test_artifact_replays_kept_ranks_and_verifies_frozen_parts(tmp_path):
     (artifact / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="checksum mismatch|do not match"):
         load_artifact(artifact)
+
+
+def test_normalised_spectrum_matches_svd_in_both_orientations():
+    weight = torch.randn(20, 50, generator=torch.Generator().manual_seed(3))
+    sigma = torch.linalg.svdvals(weight.double())
+    expected = torch.sort((sigma - sigma.min()) / (sigma.max() - sigma.min())).values
+    assert torch.allclose(normalised_spectrum(weight), expected, atol=1e-10)
+    assert torch.allclose(normalised_spectrum(weight.T), expected, atol=1e-10)
