@@ -10,6 +10,8 @@ bisection so that the effective rank reduction ERR = 1 - sum(kept) / sum(full) r
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +21,18 @@ from torch import nn
 from one4all.adapters.spec import AdapterSpec
 from one4all.errors import UserError
 from one4all.lowrank.factorised import FactorisedConv1D
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run LAPACK on one thread: 768-sized decompositions gain little from threads, and on shared
+    cores the threads' barriers stall them (eigvalsh: 0.14 s on one thread, 5 s on two, under load)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def normalised_spectrum(weight: torch.Tensor) -> torch.Tensor:
@@ -87,6 +101,10 @@ class WeLoreSpec(AdapterSpec):
         return lora, [*full, "lowrank_factors"]
 
     def prepare(self, network: nn.Module) -> dict[str, Any]:
+        with single_thread():
+            return self._prepare(network)
+
+    def _prepare(self, network: nn.Module) -> dict[str, Any]:
         names, slices = self._matrices(network)
         spectra = [normalised_spectrum(w) for _, w in slices]
         report: dict[str, Any] = {"method": "welore", "target_rank_reduction": self.rank_reduction,
