@@ -5,14 +5,16 @@
 Params and artifact size do not depend on training: for each rank the script builds the network
 (ETTh1 L=336 -> H=96, 7 channels, random-init GPT-2 small, 6 blocks) with `adapter=rslora` at that
 rank and writes its artifact (trainable tensors + manifest) to a temporary folder. MSE/MAE come
-from a finished `one4all compare experiment=compare/rank_sweep_etth1_96` run (`--compare-dir`,
-rows named r<rank>); ranks without a finished row show "-". Prints a Markdown table.
+from the `metrics.json` of each rank's run under `--compare-dir` (`<dir>/r<rank>/`, the layout of
+`one4all compare experiment=compare/rank_sweep_etth1_96 hydra.run.dir=<dir>`, or single entries
+run with `one4all train ... hydra.run.dir=<dir>/r<rank>`); ranks without one show "-".
+Prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import tempfile
 from pathlib import Path
 
@@ -39,13 +41,13 @@ def cost(rank: int, scaling: str, alpha: float) -> tuple[int, int]:
         return count_parameters(network)["trainable_params"], directory_bytes(artifact)
 
 
-def accuracy(compare_dir: Path | None) -> dict[str, dict[str, str]]:
-    """Rows of a comparison.csv by model name (empty without one)."""
-    path = compare_dir / "comparison.csv" if compare_dir else None
+def accuracy(compare_dir: Path | None, rank: int) -> tuple[str, str]:
+    """(test MSE, test MAE) of rank `rank`'s finished run under `compare_dir`, else ("-", "-")."""
+    path = compare_dir / f"r{rank}" / "metrics.json" if compare_dir else None
     if path is None or not path.is_file():
-        return {}
-    with path.open() as handle:
-        return {row["model"]: row for row in csv.DictReader(handle)}
+        return "-", "-"
+    metrics = json.loads(path.read_text())
+    return f"{metrics['test/mse']:.4f}", f"{metrics['test/mae']:.4f}"
 
 
 def main() -> None:
@@ -55,13 +57,11 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=16.0)
     parser.add_argument("--compare-dir", type=Path, default=None)
     args = parser.parse_args()
-    rows = accuracy(args.compare_dir)
     print("| rank | trainable params (M) | artifact (MB) | test MSE | test MAE |")
     print("|---:|---:|---:|---:|---:|")
     for rank in args.ranks:
         params, size = cost(rank, args.scaling, args.alpha)
-        row = rows.get(f"r{rank}", {})
-        mse, mae = (f"{float(row[k]):.4f}" if row.get(k) else "-" for k in ("test_mse", "test_mae"))
+        mse, mae = accuracy(args.compare_dir, rank)
         print(f"| {rank} | {params / 1e6:.3f} | {size / 1e6:.2f} | {mse} | {mae} |")
 
 
