@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from one4all.adapters import AdapterSpec, apply_adapter
 from one4all.errors import UserError
@@ -76,7 +77,7 @@ class One4All(nn.Module):
         else:
             apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
 
-    def calibrate(self, train) -> None:
+    def calibrate(self, train: Dataset) -> None:
         """Fit a data-dependent adapter (GeLoRA ranks) on the train split, then inject it."""
         if self.adapter_spec.needs_train_data():
             self.adapter_report.update(self.adapter_spec.calibrate(self, train))
