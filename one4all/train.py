@@ -41,10 +41,13 @@ def network_config(cfg: DictConfig, network: torch.nn.Module) -> dict[str, Any]:
     if info is not None and "backbone" in config:
         # Record what happened, not what was asked: `auto` must not switch sources on reload.
         config["backbone"]["init"] = "pretrained" if info["pretrained"] else "random"
-    switched = getattr(getattr(network, "adapter_spec", None), "switched", None)
-    if switched and "adapter" in config:
-        # Modules switched to LoRA during training (PreLoRA): rebuild the network in its final form.
-        config["adapter"]["switched"] = dict(switched)
+    spec = getattr(network, "adapter_spec", None)
+    if spec is not None and isinstance(config.get("adapter"), dict):
+        # Settings estimated while building (GeLoRA ranks, WeLore kept ranks) are replayed on reload,
+        # and modules switched to LoRA during training (PreLoRA) rebuild in their final form.
+        config["adapter"].update(spec.replay())
+        if spec.switched:
+            config["adapter"]["switched"] = dict(spec.switched)
     return config
 
 
@@ -73,6 +76,9 @@ def build(cfg: DictConfig, data_inputs: dict[str, Any] | None = None) -> Run:
     io = protocol.io_spec(loaded)
     network = build_object(cfg.model, io=io)
     datasets = protocol.datasets(loaded, getattr(network, "channel_independent", False), data.train_fraction)
+    calibrate = getattr(network, "calibrate", None)
+    if calibrate is not None:
+        calibrate(datasets["train"])
     datamodule = TimeSeriesDataModule(datasets, data.batch_size, data.eval_batch_size, data.num_workers,
                                       paper_compat=cfg.paper_compat, seed=cfg.seed)
     task = build_object(cfg.task.module, network=network, **protocol.task_inputs(loaded))
@@ -169,6 +175,7 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
         "data": {**built.protocol.describe(built.loaded), **built.datamodule.sizes(),
                  "train_fraction": built.data.train_fraction},
         "backbone": getattr(network, "backbone_info", None),
+        **({"adapter": network.adapter_report} if getattr(network, "adapter_report", None) else {}),
         "efficiency": {**count_parameters(network), "artifact_bytes": directory_bytes(artifact),
                        "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision},
         "run": {"seed": cfg.seed, "wall_time_s": round(time.perf_counter() - started, 1),

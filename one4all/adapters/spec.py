@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
@@ -64,6 +66,25 @@ class AdapterSpec:
                           init_lora_weights=init, lora_dropout=self.dropout, target_modules=modules,
                           bias="none")
 
+    # Hooks for adapters that change the network beyond injecting LoRA (one4all.lowrank). The
+    # network calls prepare() before injection, and calibrate() with the train split while
+    # needs_train_data(); replay() is merged into the saved model config so a reload rebuilds it.
+    def prepare(self, network: nn.Module) -> dict[str, Any]:
+        """Change the frozen network before LoRA is injected; a report for metrics.json."""
+        return {}
+
+    def needs_train_data(self) -> bool:
+        """True while the adapter's shape still depends on training data (then `calibrate` first)."""
+        return False
+
+    def calibrate(self, network: nn.Module, train: Any) -> dict[str, Any]:
+        """Fix data-dependent settings from the train split `train`; a report for metrics.json."""
+        return {}
+
+    def replay(self) -> dict[str, Any]:
+        """Settings resolved while building that a saved model must reuse verbatim."""
+        return {}
+
 
 def apply_adapter(network: nn.Module, spec: AdapterSpec, part_modules: dict[str, list[str]],
                   part_params: dict[str, list[str]]) -> None:
@@ -85,7 +106,11 @@ def apply_adapter(network: nn.Module, spec: AdapterSpec, part_modules: dict[str,
     network.requires_grad_(False)
     if lora:
         modules = [name for part in lora for name in part_modules[part]]
-        inject_adapter_in_model(spec.lora_config(modules), network)
+        with warnings.catch_warnings():
+            # peft switches fan_in_fan_out per module (True for GPT-2's Conv1D, False for Linear)
+            # and warns each time; the result is right (tests/test_lora_targets.py).
+            warnings.filterwarnings("ignore", message="fan_in_fan_out is set to")
+            inject_adapter_in_model(spec.lora_config(modules), network)
         network.requires_grad_(False)
         for name, param in network.named_parameters():
             if "lora_" in name:

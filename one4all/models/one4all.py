@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from one4all.adapters import AdapterSpec, apply_adapter
 from one4all.errors import UserError
@@ -77,11 +78,22 @@ class One4All(nn.Module):
             self.out_layer = self.layout.make_out_layer(d_model)
         # Kept: a switch during training (PreLoRA) records its ranks here for the saved config.
         self.adapter_spec = adapter or AdapterSpec()
-        apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
+        # What the adapter changed or estimated (WeLore spectra, GeLoRA ID profile): for metrics.json.
+        self.adapter_report = self.adapter_spec.prepare(self)
+        if self.adapter_spec.needs_train_data():
+            self.requires_grad_(False)  # nothing trains until `calibrate` has injected the adapter
+        else:
+            apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
         self.feature_cache = FeatureCache(feature_cache_mb) if cache_backbone_features else None
         if self.feature_cache is not None:
             self._check_cacheable()
             self.train(self.training)
+
+    def calibrate(self, train: Dataset) -> None:
+        """Fit a data-dependent adapter (GeLoRA ranks) on the train split, then inject it."""
+        if self.adapter_spec.needs_train_data():
+            self.adapter_report.update(self.adapter_spec.calibrate(self, train))
+            apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
@@ -100,6 +112,8 @@ class One4All(nn.Module):
             "head": [r"out_layer\.(weight|bias)", r"layout\.head_norm\.(weight|bias)"],
             "patch_embedding": [r"in_layer\.(\w+\.)?(weight|bias)"],
             "layernorms": [r"gpt2\.(h\.\d+\.ln_\d|ln_f)\.(weight|bias)"],
+            # Factor pairs of projections compressed by WeLore (one4all.lowrank.factorised).
+            "lowrank_factors": [r"gpt2\.h\.\d+\.(attn|mlp)\.c_\w+\.parts\.\d+\.(down|up)\.weight"],
         }
         for part, suffix in _PROJECTIONS.items():
             parts[part] = [rf"gpt2\.h\.\d+\.{suffix.replace('.', '[.]')}\.(weight|bias)"]
@@ -131,6 +145,22 @@ class One4All(nn.Module):
         """`x[batch, seq_len, channels]` (and the observation mask when `io.masked`) -> the kind's output."""
         tokens, state = self.layout.encode(x, mask)
         return self.layout.decode(self.out_layer, self._backbone(tokens), state)
+
+    def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """GPT-2's hidden states for `x`: the input of block 1, then each block's output (before ln_f)."""
+        tokens, _ = self.layout.encode(x, mask)
+        states: list[torch.Tensor] = []
+
+        def keep(module, args, output) -> None:
+            states.append(output[0] if isinstance(output, tuple) else output)
+
+        hooks = [module.register_forward_hook(keep) for module in (self.gpt2.drop, *self.gpt2.h)]
+        try:
+            self.gpt2(inputs_embeds=self.in_layer(tokens))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return states
 
     def _backbone(self, tokens: torch.Tensor) -> torch.Tensor:
         """GPT-2's last hidden states for `tokens[sequences, ...]`, from the cache when it is on.
