@@ -67,7 +67,10 @@ def test_block_states_are_block_input_and_outputs():
     tokens, _ = net.layout.encode(x, None)
     positions = net.gpt2.wpe(torch.arange(net.n_patches))
     assert torch.allclose(states[0], net.in_layer(tokens) + positions, atol=1e-6)
-    assert torch.allclose(states[2], net.gpt2.h[1](states[1]), atol=1e-6)
+    # A block called on its own gets no causal mask from GPT2Model: pass it (additive, 4-D).
+    causal = torch.full((net.n_patches, net.n_patches), float("-inf")).triu(1)[None, None]
+    block_out = net.gpt2.h[1](states[1], attention_mask=causal)
+    assert torch.allclose(states[2], block_out[0] if isinstance(block_out, tuple) else block_out, atol=1e-6)
 
 
 def test_calibration_works_for_masked_reconstruction_inputs():
