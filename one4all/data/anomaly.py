@@ -39,8 +39,6 @@ class AnomalySource(LoaderSettings, ABC):
     def __init__(self, folder: str, root: str | None = None, batch_size: int = 128,
                  eval_batch_size: int | None = None, num_workers: int = 0, train_fraction: float = 1.0) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
-        if not 0.0 < train_fraction <= 1.0:
-            raise UserError(f"data.train_fraction={train_fraction} must be in (0, 1]")
         self.folder: Path = resolve_data_file(root, folder)
 
     @abstractmethod

@@ -33,8 +33,6 @@ class UeaData(LoaderSettings):
                  test_file: str | None = None, batch_size: int = 64, eval_batch_size: int | None = None,
                  num_workers: int = 0, train_fraction: float = 1.0) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
-        if not 0.0 < train_fraction <= 1.0:
-            raise UserError(f"data.train_fraction={train_fraction} must be in (0, 1]")
         self.name = name
         self.train_path = resolve_data_file(root, train_file or f"{name}/{name}_TRAIN.ts")
         self.test_path = resolve_data_file(root, test_file or f"{name}/{name}_TEST.ts")

@@ -61,8 +61,6 @@ class M3Data(LoaderSettings):
         super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
         if group not in M3_GROUPS:
             raise UserError(f"unknown M3 group {group!r}; use one of {', '.join(M3_GROUPS)}")
-        if not 0.0 < train_fraction <= 1.0:
-            raise UserError(f"data.train_fraction={train_fraction} must be in (0, 1]")
         self.group = group
         self.path = resolve_data_file(root, path)
         self.name = name or f"M3-{group}"

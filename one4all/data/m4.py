@@ -57,8 +57,6 @@ class M4Data(LoaderSettings):
         super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
         if frequency not in M4_FREQUENCIES:
             raise UserError(f"unknown M4 frequency {frequency!r}; use one of {', '.join(M4_FREQUENCIES)}")
-        if not 0.0 < train_fraction <= 1.0:
-            raise UserError(f"data.train_fraction={train_fraction} must be in (0, 1]")
         self.frequency = frequency
         self.folder = resolve_data_file(root, path)
         self.name = name or f"M4-{frequency}"

@@ -75,6 +75,10 @@ class LoaderSettings:
     num_workers: int = 0
     train_fraction: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise UserError(f"data.train_fraction={self.train_fraction} must be in (0, 1]")
+
 
 def _name(column: Any) -> str | None:
     return None if column is None else str(column)
@@ -102,8 +106,6 @@ class TableData(LoaderSettings, ABC):
         train_fraction: float = 1.0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
-        if not 0.0 < train_fraction <= 1.0:
-            raise UserError(f"data.train_fraction={train_fraction} must be in (0, 1]")
         self.name = name
         # Column names are strings: `data.target=6` reaches us as the int 6 (exchange_rate has a column "6").
         self.features, self.target, self.date_col = features, _name(target), _name(date_col)
