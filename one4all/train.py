@@ -102,7 +102,9 @@ def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, pre
     # The data module splits data across ranks itself (disjoint training order that can resume
     # mid-epoch, unpadded evaluation shards), so Lightning must not inject DistributedSampler.
     return instantiate(cfg.trainer, callbacks=callbacks, precision=precision, default_root_dir=str(run_dir),
-                       logger=CSVLogger(str(run_dir), name="logs", version=""), use_distributed_sampler=False,
+                       # Each row is written when logged (not every 100 steps): a killed run keeps its history.
+                       logger=CSVLogger(str(run_dir), name="logs", version="", flush_logs_every_n_steps=1),
+                       use_distributed_sampler=False,
                        plugins=[AtomicCheckpointIO()])
 
 
@@ -155,6 +157,9 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     precision = resolve_precision(cfg.trainer.precision)
     monitor = ThroughputMonitor()
     trainer = make_trainer(cfg, run_dir, monitor, precision)
+    for callback in trainer.callbacks:  # callbacks that refuse a run (PreLoRA under DDP) do it before any file
+        if callable(getattr(callback, "check_run", None)):
+            callback.check_run(trainer, built.network)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))

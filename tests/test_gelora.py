@@ -86,6 +86,14 @@ def test_calibration_works_for_masked_reconstruction_inputs():
     assert any(p.requires_grad for p in net.parameters())
 
 
+def test_feature_cache_with_gelora_is_refused_at_calibration_not_at_the_first_forward():
+    net = One4All(IOSpec(32, 1, horizon=8), TINY, GeLoRASpec(windows=8, max_points=200),
+                  cache_backbone_features=True)
+    g = torch.Generator().manual_seed(0)
+    with pytest.raises(UserError, match="cache_backbone_features=true needs a frozen GPT-2"):
+        net.calibrate([{"x": torch.randn(32, 1, generator=g)} for _ in range(10)])
+
+
 def test_train_reports_profile_and_artifact_replays_ranks(tmp_path, tiny_overrides):
     run_dir = tmp_path / "gelora"
     code = main(["train", "experiment=long_term/etth1_96", "task.seq_len=96", "task.horizon=24",

@@ -154,3 +154,11 @@ def test_prelora_that_never_switches_still_finishes(data_root, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["prelora"]["switched"] is False and metrics["prelora"]["switch_step"] is None
     assert metrics["efficiency"]["trainable_params"] == GPT4TS
+
+
+def test_prelora_under_ddp_is_refused_before_the_run_directory_exists(data_root, tmp_path, capsys):
+    run_dir = tmp_path / "never"
+    code = main(["train", *RUN, *TINY_OVERRIDES, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                 "trainer.max_steps=1", f"data.root={data_root}", f"hydra.run.dir={run_dir}"])
+    assert code == 2 and not run_dir.exists()
+    assert "drop trainer=ddp" in capsys.readouterr().err

@@ -3,6 +3,7 @@ uninterrupted run ends; checkpoint writes are atomic."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -96,6 +97,25 @@ def test_kill_and_resume_reaches_the_uninterrupted_result(tmp_path, data_root):
         for k in a["state_dict"]:
             assert torch.equal(a["state_dict"][k], b["state_dict"][k]), (name, k)
     assert not [p.name for p in (resumed / "checkpoints").iterdir() if p.name not in ("best.ckpt", "last.ckpt")]
+    # The logged history survives the kills: the interrupted segments' CSVs (moved aside on resume)
+    # together hold every validation and training row of the uninterrupted run, with equal values.
+    assert sorted(p.name for p in (resumed / "logs").glob("metrics*.csv")) == [
+        "metrics.0.csv", "metrics.1.csv", "metrics.2.csv", "metrics.csv"]
+    for column in ("val/loss", "train/loss_step"):
+        expected = logged(reference / "logs" / "metrics.csv", column=column)
+        assert len(expected) == (3 if column == "val/loss" else 2)
+        assert logged(*sorted((resumed / "logs").glob("metrics.*.csv")), column=column) == expected, column
+
+
+def logged(*paths: Path, column: str) -> dict[int, float]:
+    """step -> value of `column` over the rows of Lightning CSV logs (later files win)."""
+    values: dict[int, float] = {}
+    for path in paths:
+        with path.open() as handle:
+            for row in csv.DictReader(handle):
+                if row.get(column):
+                    values[int(row["step"])] = float(row[column])
+    return values
 
 
 def test_resume_from_missing_last_checkpoint_is_a_user_error(tmp_path, data_root, capsys):

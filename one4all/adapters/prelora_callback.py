@@ -99,23 +99,32 @@ class PreLoRASwitch(L.Callback):
     def _weights(self, network: torch.nn.Module) -> dict[str, torch.Tensor]:
         return {m: network.get_submodule(m).weight for modules in self.families.values() for m in modules}
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def check_run(self, trainer: L.Trainer, network: torch.nn.Module) -> dict[str, list[str]]:
+        """Refuse a run this callback cannot serve; the switchable module families otherwise.
+
+        `one4all.train.run` calls it before anything is written, so a bad run leaves no directory.
+        """
         if trainer.world_size > 1:
             raise UserError("PreLoRA switching changes the trained parameters mid-run and runs on one process; "
                             "drop trainer=ddp (or use another adapter)")
-        network = pl_module.network
         parts = network.lora_parts()
         unknown = [p for p in self.parts if p not in parts]
         if unknown:
             raise UserError(f"PreLoRA part {unknown[0]!r} does not exist; available: {', '.join(sorted(parts))}")
-        self.families = {p: parts[p] for p in self.parts if parts[p]}
-        self._device = pl_module.device
+        families = {p: parts[p] for p in self.parts if parts[p]}
         if self.ranks is None:
-            frozen = [m for m, w in self._weights(network).items() if not w.requires_grad]
+            frozen = [m for modules in families.values() for m in modules
+                      if not network.get_submodule(m).weight.requires_grad]
             if frozen:
                 raise UserError(f"PreLoRA switches parts that train in full, but {frozen[0]} is frozen; list its part "
                                 "in adapter.train_full (adapter=prelora does)")
-            self.trainable_before = count_parameters(network)["trainable_params"]
+        return families
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.families = self.check_run(trainer, pl_module.network)
+        self._device = pl_module.device
+        if self.ranks is None:
+            self.trainable_before = count_parameters(pl_module.network)["trainable_params"]
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._started = time.perf_counter()

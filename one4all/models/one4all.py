@@ -94,6 +94,8 @@ class One4All(nn.Module):
         if self.adapter_spec.needs_train_data():
             self.adapter_report.update(self.adapter_spec.calibrate(self, train))
             apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
+            if self.feature_cache is not None:  # the adapter exists only now: check it before any run files
+                self._check_cacheable()
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
