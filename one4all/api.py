@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from one4all.config import compose_config
-from one4all.data.readers import read_frame
+from one4all.data.formats.table import read_frame
 from one4all.errors import UserError
 from one4all.forecast import ForecastModel
 

@@ -15,10 +15,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -26,9 +24,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from one4all.adapters.switch import kept_frozen
+from one4all.atomic import atomic_write_text, umask_mode
 from one4all.config import build_object
+from one4all.contract import IOSpec
 from one4all.errors import UserError
-from one4all.models.contract import IOSpec
 
 FORMAT = "one4all-artifact"
 VERSION = 1
@@ -56,53 +55,12 @@ def trainable_tensors(network: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items() if k not in frozen}
 
 
-def _umask_mode(mode: int) -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
-
-
-@contextmanager
-def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Open a temp file in `path`'s folder; on success flush it to disk and rename it onto `path`.
-
-    A crash or SIGKILL at any point leaves either the old file or the new one, never half a
-    file (rename within one filesystem is atomic); on an exception the temp file is removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
-        os.chmod(tmp, _umask_mode(0o666))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and rename, so readers never see half a file."""
-    with atomic_write(path, "w") as handle:
-        handle.write(text)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """`atomic_write_text` for bytes."""
-    with atomic_write(path, "wb") as handle:
-        handle.write(data)
-
-
 def save_artifact(directory: str | Path, network: nn.Module, network_config: dict, io: IOSpec,
                   extra: dict[str, Any]) -> Path:
     """Write the artifact into `directory` (created; replaced atomically if it exists)."""
     directory = Path(directory)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    os.chmod(staging, _umask_mode(0o777))
+    os.chmod(staging, umask_mode(0o777))
     manifest = {
         "format": FORMAT,
         "version": VERSION,

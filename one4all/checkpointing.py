@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
-from one4all.artifact import atomic_write
+from one4all.atomic import atomic_write
 from one4all.errors import UserError
 
 LAST = "last.ckpt"

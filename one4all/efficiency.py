@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import resource
 import sys
 import time
@@ -32,39 +29,6 @@ def peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024
-
-
-def reset_peak_rss() -> None:
-    """Restart this process's peak-RSS mark at the current RSS (Linux `/proc/self/clear_refs`),
-    after handing freed heap back to the OS so earlier allocations do not count."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    Path("/proc/self/clear_refs").write_text("5")
-
-
-def peak_rss_since_reset_mb() -> float:
-    """Peak resident memory (VmHWM) since the last `reset_peak_rss`, in MB (Linux)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("VmHWM not in /proc/self/status (Linux only)")
-
-
-def gemm_peak_gflops(dtype: torch.dtype, size: int = 2048, reps: int = 5, clock=time.perf_counter) -> float:
-    """This machine's matmul peak: the best of `reps` square `size` x `size` products in `dtype`, GFLOP/s.
-
-    `clock` is wall time by default; `time.process_time` gives a one-thread figure that other
-    processes on a shared machine disturb less.
-    """
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    torch.matmul(a, b)  # warm-up: library dispatch, packing buffers
-    best = float("inf")
-    for _ in range(reps):
-        start = clock()
-        torch.matmul(a, b)
-        best = min(best, clock() - start)
-    return 2 * size**3 / best / 1e9
 
 
 def batch_samples(batch: object) -> int:

@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 from one4all.artifact import MANIFEST, load_artifact, read_manifest, save_artifact
-from one4all.data.readers import Table, frame_to_table
+from one4all.contract import IOSpec
+from one4all.data.formats.table import Table, frame_to_table
+from one4all.data.formats.timestamps import future_dates, same_frequency
 from one4all.data.splits import StandardScaler
-from one4all.data.timestamps import future_dates, same_frequency
 from one4all.errors import UserError
-from one4all.models.contract import IOSpec
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from one4all.api import Forecaster
-from one4all.artifact import atomic_write_bytes
-from one4all.data.readers import Table, read_frame
+from one4all.atomic import atomic_write_bytes
+from one4all.data.formats.table import Table, read_frame
 from one4all.errors import UserError
 from one4all.paths import resolve_data_file
 

@@ -17,9 +17,11 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, OmegaConf
 
-from one4all.artifact import atomic_write_text, save_artifact
+from one4all.artifact import save_artifact
+from one4all.atomic import atomic_write_text
 from one4all.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, resolve_ckpt_path
 from one4all.config import build_object
+from one4all.contract import IOSpec
 from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.efficiency import (
     ThroughputMonitor,
@@ -29,7 +31,6 @@ from one4all.efficiency import (
     resolve_precision,
 )
 from one4all.errors import UserError
-from one4all.models.contract import IOSpec
 
 log = logging.getLogger(__name__)
 

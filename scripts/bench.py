@@ -34,10 +34,9 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
+from roofline import gemm_peak_gflops, network_flops, peak_rss_since_reset_mb, reset_peak_rss
 
 from one4all.config import compose_config
-from one4all.efficiency import gemm_peak_gflops, peak_rss_since_reset_mb, reset_peak_rss
-from one4all.flops import network_flops
 from one4all.models.one4all import One4All
 from one4all.train import build
 

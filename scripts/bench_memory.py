@@ -53,8 +53,8 @@ def measure(preset: str, seq_len: int, precision: str, batch: int, horizon: int,
     import torch
 
     from one4all.adapters import AdapterSpec
+    from one4all.contract import IOSpec
     from one4all.models.backbone import BackboneSpec
-    from one4all.models.contract import IOSpec
     from one4all.models.one4all import One4All
 
     torch.manual_seed(0)

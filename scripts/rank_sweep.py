@@ -20,9 +20,9 @@ from pathlib import Path
 
 from one4all.adapters import AdapterSpec
 from one4all.artifact import save_artifact
+from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters, directory_bytes
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
 
 IO = IOSpec(seq_len=336, n_channels=7, horizon=96)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from one4all.data.anomaly import AnomalyWindowing, TelemanomData, Windows, window_starts
-from one4all.data.anomaly_readers import read_npy_triplet, read_psm, read_smd, read_swat, read_telemanom
 from one4all.data.datamodule import TimeSeriesDataModule
+from one4all.data.formats.anomaly import read_npy_triplet, read_psm, read_smd, read_swat, read_telemanom
+from one4all.data.sources.anomaly import TelemanomData
+from one4all.data.windows.anomaly import AnomalyWindowing, Windows, window_starts
 from one4all.errors import UserError
 from one4all.metrics import PointScores, anomaly_threshold, detection_metrics, point_adjust, precision_recall_f1
 from one4all.tasks.anomaly import evaluate_scores

@@ -12,10 +12,10 @@ import torch
 
 from one4all.adapters import AdapterSpec
 from one4all.artifact import MANIFEST, TENSORS, load_artifact, save_artifact
+from one4all.contract import IOSpec
 from one4all.efficiency import directory_bytes
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2
 

@@ -9,11 +9,11 @@ from omegaconf import OmegaConf
 
 from one4all.artifact import load_artifact, save_artifact
 from one4all.config import build_object, compose_config
+from one4all.contract import IOSpec
 from one4all.errors import UserError
 from one4all.models.baselines.dlinear import DLinear, MovingAverageDecomposition
 from one4all.models.baselines.patchtst import PatchTST
 from one4all.models.baselines.timesnet import Inception, TimesNet, top_periods
-from one4all.models.contract import IOSpec
 from one4all.schedules import hold_then_decay
 
 TINY = IOSpec(seq_len=32, n_channels=3, horizon=8)

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from one4all.data.classification import ClassificationProtocol, UeaData, pad, stratified_split
+from one4all.data.sources.uea import UeaData
 from one4all.data.splits import StandardScaler
+from one4all.data.windows.classification import ClassificationProtocol, pad, stratified_split
 from one4all.metrics import AccuracyAccumulator, accuracy
 
 

@@ -12,13 +12,13 @@ import torch
 
 from one4all.artifact import load_artifact
 from one4all.config import compose_config
+from one4all.contract import IOSpec
 from one4all.data.samplers import EpochShuffleSampler, ShardSampler, epoch_permutation
-from one4all.data.sources import CsvData
-from one4all.data.windows import ForecastWindowing
+from one4all.data.sources.table import CsvData
+from one4all.data.windows.forecast import ForecastWindowing
 from one4all.errors import UserError
 from one4all.metrics import ErrorAccumulator
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2, TINY_OVERRIDES
 from tests.probes import REPO, subprocess_env

@@ -9,8 +9,8 @@ import pytest
 
 from one4all.cli import main
 from one4all.config import compose_config
-from one4all.data.sources import CsvData
-from one4all.data.windows import ForecastWindowing
+from one4all.data.sources.table import CsvData
+from one4all.data.windows.forecast import ForecastWindowing
 
 
 @pytest.fixture(scope="module")

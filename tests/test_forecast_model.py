@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from one4all.data.readers import frame_to_table
+from one4all.data.formats.table import frame_to_table
 from one4all.errors import UserError
 from one4all.forecast import ForecastModel
 

@@ -10,12 +10,12 @@ import torch
 
 from one4all.artifact import load_artifact
 from one4all.cli import main
+from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
 from one4all.errors import UserError
 from one4all.lowrank.gelora import GeLoRASpec
 from one4all.lowrank.twonn import gelora_ranks
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from one4all.data.imputation import ImputationWindowing, MaskedWindows
-from one4all.data.sources import CsvData
+from one4all.data.sources.table import CsvData
+from one4all.data.windows.imputation import ImputationWindowing, MaskedWindows
 from one4all.errors import UserError
 from one4all.metrics import ErrorAccumulator
 from one4all.models.encoder import ObservedNorm

@@ -9,10 +9,10 @@ import torch
 
 from one4all.adapters import AdapterSpec
 from one4all.artifact import load_artifact, save_artifact
+from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.encoder import ChannelPad, SegmentNorm, sinusoidal_positions
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2

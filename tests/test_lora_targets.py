@@ -7,9 +7,9 @@ import torch
 
 from one4all.adapters import AdapterSpec
 from one4all.config import compose_config
+from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2
 

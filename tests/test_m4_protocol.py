@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from one4all.cli import main
-from one4all.data.collection import SeriesCollection
-from one4all.data.m4 import M4Data
-from one4all.data.series_windows import SampledWindows, draw_cut_points, left_pad
-from one4all.data.short_term import ShortTermWindowing
+from one4all.data.sources.collections import SeriesCollection
+from one4all.data.sources.competitions import M4Data
+from one4all.data.windows.series import SampledWindows, draw_cut_points, left_pad
+from one4all.data.windows.short_term import ShortTermWindowing
 
 
 class Toy:

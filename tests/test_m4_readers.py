@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from one4all.data.m3 import M3Data
-from one4all.data.m4 import M4Data, read_m4_file
+from one4all.data.formats.m4 import read_m4_file
+from one4all.data.sources.competitions import M3Data, M4Data
 from one4all.errors import UserError
 from one4all.metrics import mase, smape
 from one4all.naive2 import is_seasonal, naive2

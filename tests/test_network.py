@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from one4all.adapters import AdapterSpec
+from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.encoder import InstanceNorm, Patcher
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2

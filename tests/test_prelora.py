@@ -12,9 +12,9 @@ from one4all.adapters.prelora import Window, assign_ranks, cap_ranks, converged,
 from one4all.adapters.switch import kept_frozen, switch_to_lora
 from one4all.artifact import load_artifact, save_artifact
 from one4all.cli import main
+from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2, TINY_OVERRIDES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from one4all.data.readers import read_table
+from one4all.data.formats.table import read_table
 from one4all.errors import UserError
 from one4all.paths import resolve_data_file
 
@@ -136,7 +136,7 @@ def test_ratio_split_names_the_rows_it_needs():
 
 
 def test_numeric_column_names_from_the_command_line(data_root):
-    from one4all.data.sources import CsvData
+    from one4all.data.sources.table import CsvData
 
     # `data.target=6` arrives as the int 6; exchange_rate's column is the string "6"
     loaded = CsvData("exchange_rate/exchange_rate.csv", root=str(data_root), features="S", target=6).load(96, 24)

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from one4all.adapters import AdapterSpec
+from one4all.contract import IOSpec
 from one4all.errors import UserError
-from one4all.flops import network_flops, transformer_macs
 from one4all.models.backbone import BackboneSpec, _random, load_backbone
 from one4all.models.baselines.patchtst import PatchTST
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
+from scripts.roofline import network_flops, transformer_macs
 from tests.conftest import TINY_GPT2
 
 IO = IOSpec(64, 1, horizon=12)  # patches 16/8 -> (64 - 16) // 8 + 2 = 8 tokens

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from one4all.data.sources import CsvData
+from one4all.data.sources.table import CsvData
 from one4all.data.splits import StandardScaler, ett_borders, ratio_borders
-from one4all.data.windows import ForecastWindowing
+from one4all.data.windows.forecast import ForecastWindowing
 from one4all.errors import UserError
 
 

@@ -13,8 +13,8 @@ from one4all.artifact import load_artifact
 from one4all.cli import main
 from one4all.config import compose_config
 from one4all.data.datamodule import TimeSeriesDataModule
-from one4all.data.sources import CsvData
-from one4all.data.windows import ForecastWindowing
+from one4all.data.sources.table import CsvData
+from one4all.data.windows.forecast import ForecastWindowing
 from one4all.efficiency import ThroughputMonitor
 from one4all.metrics import ErrorAccumulator
 from one4all.train import make_trainer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from one4all.data.ts_format import read_ts
+from one4all.data.formats.uea import read_ts
 from one4all.errors import UserError
 
 SMALL = """# a comment line

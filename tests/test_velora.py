@@ -8,9 +8,9 @@ from torch import nn
 
 from one4all.adapters import AdapterSpec
 from one4all.adapters.velora import SubTokenLoRAA
+from one4all.contract import IOSpec
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2
 

@@ -9,12 +9,12 @@ import torch
 from transformers.pytorch_utils import Conv1D
 
 from one4all.artifact import MANIFEST, frozen_checksums, load_artifact, save_artifact
+from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
 from one4all.errors import UserError
 from one4all.lowrank.factorised import FactorisedConv1D
 from one4all.lowrank.welore import WeLoreSpec, find_threshold, kept_ranks, normalised_spectrum, rank_reduction
 from one4all.models.backbone import BackboneSpec
-from one4all.models.contract import IOSpec
 from one4all.models.one4all import One4All
 from tests.conftest import TINY_GPT2
 

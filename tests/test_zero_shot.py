@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from one4all.cli import main
-from one4all.data.collection import SeriesCollection
-from one4all.data.sources import CsvData
-from one4all.data.zero_shot import ZeroShotSeries, ZeroShotWindowing
+from one4all.data.sources.collections import SeriesCollection
+from one4all.data.sources.table import CsvData
+from one4all.data.windows.zero_shot import ZeroShotSeries, ZeroShotWindowing
 from one4all.errors import UserError
 from one4all.tasks.short_term import ShortTermTask
 

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from one4all.artifact import atomic_write_text
+from one4all.atomic import atomic_write_text
 
 COLUMNS = ("model", "status", "test_mse", "test_mae", "trainable_params", "total_params", "artifact_bytes",
            "peak_rss_mb", "train_samples_per_s", "inference_samples_per_s", "wall_time_s", "global_step", "epochs",

@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from one4all.artifact import atomic_write_text
+from one4all.atomic import atomic_write_text
 from one4all.compare.plan import Entry
 from one4all.compare.report import write_chart, write_tables
 

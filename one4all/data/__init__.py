@@ -1,1 +1,2 @@
-"""Data flows one way: readers -> splits -> sources -> windows -> datamodule."""
+"""Data flows one way: formats (parse files) -> sources (data specs: split, scale) -> windows
+(task datasets and protocols) -> datamodule (batches, across DDP ranks)."""

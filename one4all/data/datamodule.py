@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from one4all.data.samplers import EpochShuffleSampler, ShardSampler
-from one4all.data.windows import collate_prebatched
+from one4all.data.windows.forecast import collate_prebatched
 
 
 class TimeSeriesDataModule(L.LightningDataModule):

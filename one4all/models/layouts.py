@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from one4all.contract import IOSpec
 from one4all.errors import UserError
-from one4all.models.contract import IOSpec
 from one4all.models.encoder import ChannelPad, ConvTokens, InstanceNorm, ObservedNorm, Patcher, SegmentNorm
 
 

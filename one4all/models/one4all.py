@@ -19,9 +19,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from one4all.adapters import AdapterSpec, apply_adapter
+from one4all.contract import IOSpec
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec, load_backbone, seeded
-from one4all.models.contract import IOSpec
 from one4all.models.feature_cache import FeatureCache
 from one4all.models.layouts import LayoutOptions, make_layout
 

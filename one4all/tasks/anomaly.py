@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from one4all.data.anomaly import SPLITS
+from one4all.data.windows.anomaly import SPLITS
 from one4all.errors import UserError
 from one4all.metrics import ErrorAccumulator, PointScores, anomaly_threshold, detection_metrics
 from one4all.tasks.base import OptimizerFactory, SchedulerFactory, TaskModule

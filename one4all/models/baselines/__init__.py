@@ -9,8 +9,8 @@ Every parameter of a baseline trains, so its artifact is all of its weights.
 
 from __future__ import annotations
 
+from one4all.contract import IOSpec
 from one4all.errors import UserError
-from one4all.models.contract import IOSpec
 
 
 def require_kind(io: IOSpec, model: str, supported: tuple[str, ...] = ("forecast",)) -> None:

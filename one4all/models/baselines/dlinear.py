@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from one4all.contract import IOSpec
 from one4all.errors import UserError
 from one4all.models.baselines import require_kind
-from one4all.models.contract import IOSpec
 
 
 class MovingAverageDecomposition(nn.Module):

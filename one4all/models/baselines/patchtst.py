@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from one4all.contract import IOSpec
 from one4all.errors import UserError
 from one4all.models.baselines import require_kind
-from one4all.models.contract import IOSpec
 from one4all.models.encoder import InstanceNorm, Patcher
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from one4all.data.sources import SeriesData
+from one4all.contract import IOSpec
+from one4all.data.sources.table import SeriesData
 from one4all.errors import UserError
-from one4all.models.contract import IOSpec
 
 
 class ForecastWindows(Dataset):

@@ -12,10 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from one4all.data.collection import SeriesCollection
-from one4all.data.sources import LoaderSettings
 from one4all.errors import UserError
-from one4all.paths import resolve_data_file
 
 # frequency: (horizon, seasonal period m, sampling history in horizons: TSLib's M4Meta.history_size)
 M4_FREQUENCIES: dict[str, tuple[int, int, float]] = {
@@ -48,27 +45,3 @@ def read_m4_file(path: Path) -> tuple[list[str], list[np.ndarray]]:
     return ids, series
 
 
-class M4Data(LoaderSettings):
-    """One frequency of the M4 competition (all its series; test = the competition's test values)."""
-
-    def __init__(self, frequency: str = "Hourly", root: str | None = None, path: str = "M4",
-                 batch_size: int = 16, eval_batch_size: int | None = None, num_workers: int = 0,
-                 train_fraction: float = 1.0, name: str | None = None) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
-        if frequency not in M4_FREQUENCIES:
-            raise UserError(f"unknown M4 frequency {frequency!r}; use one of {', '.join(M4_FREQUENCIES)}")
-        self.frequency = frequency
-        self.folder = resolve_data_file(root, path)
-        self.name = name or f"M4-{frequency}"
-
-    def load(self) -> SeriesCollection:
-        """Read train and test files and pair them by series id."""
-        horizon, m, history = M4_FREQUENCIES[self.frequency]
-        train_path = self.folder / "Train" / f"{self.frequency}-train.csv"
-        test_path = self.folder / "Test" / f"{self.frequency}-test.csv"
-        ids, train = read_m4_file(train_path)
-        test_ids, test = read_m4_file(test_path)
-        if test_ids != ids:
-            raise UserError(f"{test_path} and {train_path} list different series; use matching competition files")
-        return SeriesCollection(self.name, ids, train, test, horizon, m, history,
-                                meta={"source": "M4", "frequency": self.frequency, "path": str(self.folder)})

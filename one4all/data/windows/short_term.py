@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from one4all.data.collection import SeriesCollection
-from one4all.data.series_windows import EvalSet, SampledWindows, SeriesEvalWindows, draw_cut_points
-from one4all.models.contract import IOSpec
+from one4all.contract import IOSpec
+from one4all.data.sources.collections import SeriesCollection
+from one4all.data.windows.series import EvalSet, SampledWindows, SeriesEvalWindows, draw_cut_points
 
 
 @dataclass

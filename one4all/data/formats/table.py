@@ -1,6 +1,6 @@
 """Parse a CSV (or a DataFrame) into a numeric table with timestamps; validate it with one-line errors.
 
-Timestamps are handled in `one4all.data.timestamps`. Channels: numeric columns (or `data.columns`);
+Timestamps are handled in `one4all.data.formats.timestamps`. Channels: numeric columns (or `data.columns`);
 boolean and text columns are ignored with a notice. Missing values (empty cells, NaN, inf) are
 interpolated linearly in runs of at most `data.max_missing_gap` steps; a longer run is an error.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from one4all.data.timestamps import detect_date_column, resolve_frequency, validate_timestamps
+from one4all.data.formats.timestamps import detect_date_column, resolve_frequency, validate_timestamps
 from one4all.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from one4all.data.readers import numeric_columns, read_frame, to_float_matrix
-from one4all.data.timestamps import DATE_NAMES
+from one4all.data.formats.table import numeric_columns, read_frame, to_float_matrix
+from one4all.data.formats.timestamps import DATE_NAMES
 from one4all.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,7 @@
-"""Analytic matmul FLOPs per sample, for comparing measured speed with the machine's roofline.
+"""Benchmark helpers (not part of the package): the machine's GEMM peak, peak memory since a mark,
+and analytic matmul FLOPs per sample, for comparing measured speed with the roofline.
+
+Analytic matmul FLOPs per sample, for comparing measured speed with the machine's roofline.
 
 The roofline of DESIGN.md §6: samples/s at the measured GEMM peak = peak FLOP/s / FLOPs per
 sample. Only matrix products are counted (2 FLOPs per multiply-accumulate); LayerNorm, softmax,
@@ -17,10 +20,17 @@ attention 2x (both operands are activations). When nothing below the head trains
 enters GPT-2 and a training step costs one forward through it.
 """
 
+
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import torch
 from torch import nn
 
 from one4all.models.baselines.patchtst import PatchTST
@@ -97,3 +107,36 @@ def network_flops(network: nn.Module) -> FlopCount | None:
     if isinstance(network, PatchTST):
         return patchtst_flops(network)
     return None
+
+
+def reset_peak_rss() -> None:
+    """Restart this process's peak-RSS mark at the current RSS (Linux `/proc/self/clear_refs`),
+    after handing freed heap back to the OS so earlier allocations do not count."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_since_reset_mb() -> float:
+    """Peak resident memory (VmHWM) since the last `reset_peak_rss`, in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("VmHWM not in /proc/self/status (Linux only)")
+
+
+def gemm_peak_gflops(dtype: torch.dtype, size: int = 2048, reps: int = 5, clock=time.perf_counter) -> float:
+    """This machine's matmul peak: the best of `reps` square `size` x `size` products in `dtype`, GFLOP/s.
+
+    `clock` is wall time by default; `time.process_time` gives a one-thread figure that other
+    processes on a shared machine disturb less.
+    """
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    torch.matmul(a, b)  # warm-up: library dispatch, packing buffers
+    best = float("inf")
+    for _ in range(reps):
+        start = clock()
+        torch.matmul(a, b)
+        best = min(best, clock() - start)
+    return 2 * size**3 / best / 1e9

@@ -9,10 +9,7 @@ from __future__ import annotations
 import numpy as np
 import xlrd
 
-from one4all.data.collection import SeriesCollection
-from one4all.data.sources import LoaderSettings
 from one4all.errors import UserError
-from one4all.paths import resolve_data_file
 
 # group: (sheet, horizon, seasonal period m, sampling history in horizons)
 M3_GROUPS: dict[str, tuple[str, int, int, float]] = {
@@ -52,24 +49,3 @@ def read_m3_sheet(path, sheet: str) -> tuple[list[str], list[np.ndarray], list[i
     return ids, series, nf
 
 
-class M3Data(LoaderSettings):
-    """One frequency group of the M3 competition; test = each series' last NF values."""
-
-    def __init__(self, group: str = "Other", root: str | None = None, path: str = "M3/M3C.xls",
-                 batch_size: int = 16, eval_batch_size: int | None = None, num_workers: int = 0,
-                 train_fraction: float = 1.0, name: str | None = None) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
-        if group not in M3_GROUPS:
-            raise UserError(f"unknown M3 group {group!r}; use one of {', '.join(M3_GROUPS)}")
-        self.group = group
-        self.path = resolve_data_file(root, path)
-        self.name = name or f"M3-{group}"
-
-    def load(self) -> SeriesCollection:
-        """Read the group's sheet and split every series into in-sample and test parts."""
-        sheet, horizon, m, history = M3_GROUPS[self.group]
-        ids, series, nf = read_m3_sheet(self.path, sheet)
-        if any(f != horizon for f in nf):
-            raise UserError(f"{self.path}:{sheet} has NF other than {horizon}; use the original M3C.xls")
-        return SeriesCollection(self.name, ids, [s[:-horizon] for s in series], [s[-horizon:] for s in series],
-                                horizon, m, history, meta={"source": "M3", "group": self.group, "path": str(self.path)})

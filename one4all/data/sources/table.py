@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from one4all.data.readers import Table, frame_to_table, read_table
+from one4all.data.formats.table import Table, frame_to_table, read_table
+from one4all.data.sources.base import LoaderSettings
 from one4all.data.splits import Borders, StandardScaler, make_borders, scheme_for_file
 from one4all.errors import UserError
 from one4all.paths import resolve_data_file
@@ -64,20 +65,6 @@ def select_features(table: Table, features: str, target: str | None) -> tuple[li
         return [t], [0]
     inputs = [i for i in range(len(table.columns)) if i != t] + [t]
     return inputs, [len(inputs) - 1]
-
-
-@dataclass
-class LoaderSettings:
-    """How batches are fed: shared by every data spec."""
-
-    batch_size: int = 32
-    eval_batch_size: int | None = None
-    num_workers: int = 0
-    train_fraction: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.train_fraction <= 1.0:
-            raise UserError(f"data.train_fraction={self.train_fraction} must be in (0, 1]")
 
 
 def _name(column: Any) -> str | None:

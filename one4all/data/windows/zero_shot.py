@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from one4all.data.collection import SeriesCollection
-from one4all.data.series_windows import EvalSet, SeriesEvalWindows
-from one4all.data.short_term import ShortTermData, ShortTermWindowing
-from one4all.data.sources import SeriesData
-from one4all.data.windows import ForecastWindowing, ForecastWindows
+from one4all.contract import IOSpec
+from one4all.data.sources.collections import SeriesCollection
+from one4all.data.sources.table import SeriesData
+from one4all.data.windows.forecast import ForecastWindowing, ForecastWindows
+from one4all.data.windows.series import EvalSet, SeriesEvalWindows
+from one4all.data.windows.short_term import ShortTermData, ShortTermWindowing
 from one4all.errors import UserError
-from one4all.models.contract import IOSpec
 
 
 @dataclass
