@@ -16,11 +16,13 @@ import pandas as pd
 
 from one4all.data.formats.table import Table, frame_to_table, read_table
 from one4all.data.sources.base import LoaderSettings
-from one4all.data.splits import Borders, StandardScaler, make_borders, scheme_for_file
+from one4all.data.splits import Borders, StandardScaler, ett_scheme, make_borders, scheme_for_file
 from one4all.errors import UserError
 from one4all.paths import resolve_data_file
 
 FEATURES = ("M", "S", "MS")
+# strict: a user's own series (refuse bad timestamps); positional: benchmark files, read by position.
+TIMESTAMPS = ("strict", "positional")
 
 
 @dataclass
@@ -87,12 +89,17 @@ class TableData(LoaderSettings, ABC):
         freq: str | None = None,
         split: str = "ratio",
         max_missing_gap: int = 3,
+        timestamps: str = "strict",
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         train_fraction: float = 1.0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
+        if timestamps not in TIMESTAMPS:
+            raise UserError(f"unknown data.timestamps={timestamps!r}; use strict (your own series: bad timestamps "
+                            "are errors) or positional (benchmark files: rows by position, bad timestamps warned)")
+        self.timestamps = timestamps
         self.name = name
         # Column names are strings: `data.target=6` reaches us as the int 6 (exchange_rate has a column "6").
         self.features, self.target, self.date_col = features, _name(target), _name(date_col)
@@ -107,12 +114,19 @@ class TableData(LoaderSettings, ABC):
         """Where the data came from, for metrics.json."""
         return {}
 
+    @property
+    def positional(self) -> bool:
+        """Whether rows are read by position (benchmark files) rather than by validated timestamps."""
+        return self.timestamps == "positional"
+
     def load(self, seq_len: int, horizon: int = 0) -> SeriesData:
-        """Read, select features, split, and scale with statistics of the training rows."""
+        """Read, select features, split (borders follow the rows' frequency), and scale with statistics
+        of the training rows."""
         table = self.read()
         inputs, targets = select_features(table, self.features, self.target)
         values = table.values[:, inputs]
-        borders = make_borders(self.split, table.n_rows, seq_len, horizon)
+        split = ett_scheme(table.freq, self.name) if self.split == "ett" else self.split
+        borders = make_borders(split, table.n_rows, seq_len, horizon, freq=table.freq, name=self.name)
         train_start, train_end = borders.train
         scaler = StandardScaler.fit(values[train_start:train_end])
         return SeriesData(
@@ -126,7 +140,8 @@ class TableData(LoaderSettings, ABC):
             freq=table.freq,
             date_col=table.date_col,
             meta={**self.describe_source(), "features": self.features, "target": self.target,
-                  "split": self.split, "n_rows": table.n_rows, "max_missing_gap": self.max_missing_gap},
+                  "split": split, "n_rows": table.n_rows, "max_missing_gap": self.max_missing_gap,
+                  "timestamps": self.timestamps, "repairs": table.repairs},
         )
 
 
@@ -141,7 +156,7 @@ class CsvData(TableData):
         self.path = resolved
 
     def read(self) -> Table:
-        return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap)
+        return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap, self.positional)
 
     def describe_source(self) -> dict:
         return {"path": str(self.path)}
@@ -161,4 +176,4 @@ class FrameData(TableData):
 
     def read(self) -> Table:
         return frame_to_table(self.frame, self.date_col, self.columns, self.freq, self.max_missing_gap,
-                              source="the DataFrame")
+                              source="the DataFrame", positional=self.positional)
