@@ -1,0 +1,160 @@
+"""One job of a multirun: train and test one run in the directory Hydra's launcher made for it.
+
+Hydra's launchers (basic, joblib, submitit) call `train_job(cfg)` after creating the job's directory
+(`hydra.sweep.dir/hydra.sweep.subdir`). A job never raises: its outcome (ok, failed or timeout, with
+the one-line reason) is its return value, so a failing job is reported and the others go on. A job
+that fails before its run wrote anything (bad input) removes the empty directory Hydra made for it:
+like a single run, it leaves nothing behind.
+
+With `sweep.isolate=true` (the default) the run happens in a fresh process: a crash or an
+out-of-memory kill ends that job only, its peak memory is its own, `sweep.timeout_s` can stop it, and
+its whole output goes to `<sweep dir>/logs/<job>.log`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from one4all.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Seconds a timed-out job gets to exit after SIGTERM before it is killed.
+_GRACE_S = 10.0
+
+
+@dataclass
+class JobResult:
+    """What a job reports back to the process that launched it (pickled across processes)."""
+
+    status: str  # ok | failed | timeout
+    run_dir: str
+    error: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)  # the run's test/* numbers
+    log_file: str = ""
+    wall_time_s: float | None = None  # the whole job: process start, build, fit and test
+
+
+def _one_device(cfg: DictConfig) -> bool:
+    """Whether the run trains on a single device: Lightning's DDP launcher re-runs the command line,
+    which in a multirun would start the whole sweep again in every extra process."""
+    devices, nodes = cfg.trainer.get("devices", 1), cfg.trainer.get("num_nodes", 1)
+    one = len(devices) == 1 if OmegaConf.is_list(devices) else str(devices) == "1"
+    return one and str(nodes) == "1"
+
+
+def run_here(cfg: DictConfig, run_dir: Path) -> JobResult:
+    """Train and test in this process; any failure becomes the result, never an exception."""
+    from one4all.train import run
+
+    try:
+        if not _one_device(cfg):
+            raise UserError("a multirun job trains on one device (trainer.devices=1, trainer.num_nodes=1); "
+                            "run a multi-device training as a single `one4all train`")
+        metrics = run(cfg, run_dir)
+    except UserError as err:
+        log.error("error: %s", err)
+        return JobResult("failed", str(run_dir), f"error: {err}")
+    except Exception as err:  # a bug or a crash inside one job must not end the sweep
+        log.error("job failed:\n%s", traceback.format_exc())
+        return JobResult("failed", str(run_dir), f"{type(err).__name__}: {' '.join(str(err).split())}"[:300])
+    tests = {k: float(v) for k, v in metrics.items() if k.startswith("test/") and isinstance(v, int | float)}
+    return JobResult("ok", str(run_dir), metrics=tests)
+
+
+def _child(config: dict[str, Any], run_dir: str, log_file: str, conn: Any) -> None:
+    """Body of an isolated job's process: its output to its log file, then the run."""
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)  # at the descriptor level, so native libraries' output lands in the log as well
+    os.dup2(fd, 2)
+    os.close(fd)
+    from one4all.cli import setup_logging
+
+    setup_logging()
+    result = run_here(OmegaConf.create(config), Path(run_dir))
+    result.log_file = log_file
+    conn.send(result)
+    conn.close()
+
+
+def _last_line(log_file: Path) -> str:
+    """The CLI's one-line `error:` message, else the last line of the log (e.g. a traceback's)."""
+    if not log_file.is_file():
+        return "no output"
+    lines = [line.strip() for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
+def run_isolated(cfg: DictConfig, run_dir: Path, log_file: Path, timeout_s: float | None) -> JobResult:
+    """Run the job in a fresh (spawned) process, with an optional wall-clock limit."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    # Resolved here: the child has no Hydra context for `${hydra:...}`-style values.
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["trainer"]["enable_progress_bar"] = False  # the output goes to a log file, where a bar is noise
+    context = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads and open files
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(config, str(run_dir), str(log_file), writer), daemon=False)
+    process.start()
+    writer.close()  # the child holds the only writer now: its exit ends the wait below
+    try:
+        finished = reader.poll(timeout_s)
+        if finished:
+            try:
+                return reader.recv()
+            except EOFError:  # the process ended without a result: killed or crashed
+                pass
+            finally:
+                process.join()
+        else:
+            process.terminate()
+            process.join(_GRACE_S)
+            if process.is_alive():
+                process.kill()
+            process.join()
+            return JobResult("timeout", str(run_dir), f"timeout after {timeout_s:g}s", log_file=str(log_file))
+    finally:
+        reader.close()
+    code = process.exitcode
+    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+    hint = " (out of memory?)" if code == -9 else ""
+    return JobResult("failed", str(run_dir), f"the job's process ended without a result, {how}{hint}: "
+                     f"{_last_line(log_file)}", log_file=str(log_file))
+
+
+def remove_if_empty(run_dir: Path) -> None:
+    """Remove a job directory that nothing was written to (rmdir refuses non-empty ones)."""
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
+
+
+def train_job(cfg: DictConfig) -> JobResult:
+    """Hydra task function of `one4all train -m` and `one4all compare`: one job, one run directory."""
+    started = time.perf_counter()
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    settings = cfg.get("sweep") or {}
+    timeout_s = settings.get("timeout_s")
+    if settings.get("isolate", True):
+        log_file = Path(hydra.sweep.dir) / "logs" / f"{hydra.sweep.subdir}.log"
+        result = run_isolated(cfg, run_dir, log_file.resolve(), timeout_s)
+    elif timeout_s is not None:
+        result = JobResult("failed", str(run_dir), "error: sweep.timeout_s needs sweep.isolate=true (a job in the "
+                           "launcher's own process cannot be stopped)")
+    else:
+        result = run_here(cfg, run_dir)
+    if result.status != "ok":
+        remove_if_empty(run_dir)
+    result.wall_time_s = round(time.perf_counter() - started, 1)
+    return result
