@@ -20,9 +20,9 @@ SEEDS = (2021, 2022, 2023)
 
 
 def write_run(folder, dataset, horizon, seed, mse, mae, preset="reference", fraction=1.0, seq_len=336,
-              params=546304, model="one4all.models.one4all.One4All", task="long_term_forecast"):
+              params=546304, model="one4all.models.one4all.One4All", task="long_term_forecast", **task_settings):
     folder.mkdir(parents=True)
-    config = {"seed": seed, "task": {"name": task, "seq_len": seq_len, "horizon": horizon},
+    config = {"seed": seed, "task": {"name": task, "seq_len": seq_len, "horizon": horizon, **task_settings},
               "data": {"name": dataset, "train_fraction": fraction},
               "model": {"_target_": model, "adapter": {"preset": preset, "rank": 16}}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
@@ -82,13 +82,15 @@ def test_horizon_sets_and_settings_get_their_own_tables(tmp_path, capsys):
     write_run(root / "gpt4ts", "ETTh1", 96, 1, 0.38, 0.40, preset="gpt4ts")
     write_run(root / "dlinear", "ETTh1", 96, 1, 0.375, 0.399, model="one4all.models.baselines.dlinear.DLinear")
     write_run(root / "imp", "ETTh1", None, 1, 0.05, 0.15, task="imputation", seq_len=96)
+    write_run(root / "imp25", "ETTh1", None, 1, 0.07, 0.17, task="imputation", seq_len=96, mask_ratio=0.25)
     assert main(["report", str(root), "--published"]) == 0
     text = capsys.readouterr().out
     for title in ("long-term · DLinear · L=336", "long-term · GPT4TS · L=336", "long-term · One-for-All · L=104",
                   "few-shot 10% · One-for-All · L=336", "other runs"):
         assert f"### {title}" in text
     assert "| illness | MSE | 2.000 | 3.000 | 2.500 | 1 |" in text
-    assert "| imputation | ETTh1 | One-for-All | 96 | – | long_term | 1 | mae 0.1500, mse 0.0500 |" in text
+    assert "| imputation | ETTh1 | One-for-All | 96 | – | – | 100% | 1 | mae 0.1500, mse 0.0500 |" in text
+    assert "| imputation | ETTh1 | One-for-All | 96 | – | mask_ratio=0.25 | 100% | 1 | mae 0.1700, mse 0.0700 |" in text
     assert ("| ETTh1 | One-for-All | One-for-All Table II | 336 | 96/192/336/720 | 0.65 | 0.55 | 0.700 | 0.550 "
             "| – |") in text
     assert "ours average 96, the papers 96/192/336/720: not the same protocol, no gap" in text

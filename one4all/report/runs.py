@@ -41,6 +41,8 @@ class Run:
     metrics: dict[str, float] = field(default_factory=dict)  # test/* numbers
     trainable_params: int | None = None
     artifact_bytes: int | None = None
+    # The task's own scalar settings (imputation's mask_ratio, ...): runs that differ only by seed share it.
+    variant: str = ""
 
     @property
     def setting(self) -> str:
@@ -89,6 +91,15 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _variant(task: Any) -> str:
+    """`mask_ratio=0.25`: the task's scalar settings besides its name, input length and horizon."""
+    if not isinstance(task, dict):
+        return ""
+    skip = {"name", "seq_len", "horizon"}
+    return ", ".join(f"{k}={v}" for k, v in sorted(task.items())
+                     if k not in skip and isinstance(v, str | int | float | bool))
+
+
 def read_run(metrics_file: Path) -> Run:
     """A run from its metrics.json and config.yaml; ValueError (with the reason) if they do not fit."""
     config_file = metrics_file.with_name("config.yaml")
@@ -116,6 +127,7 @@ def read_run(metrics_file: Path) -> Run:
         metrics=tests,
         trainable_params=params if isinstance(params, int) and not isinstance(params, bool) else None,
         artifact_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        variant=_variant(config.get("task")),
     )
 
 

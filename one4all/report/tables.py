@@ -190,20 +190,26 @@ def _short(source: str) -> str:
     return re.sub(r" \([^)]*\)", "", source)
 
 
+def _other_groups(runs: list[Run]) -> list[tuple[tuple, list[Run]]]:
+    """Runs that differ only by seed, together: (task, dataset, model, L, H, task settings, train fraction)."""
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        key = (run.task, run.dataset, run.model, run.seq_len, run.horizon, run.variant, run.train_fraction)
+        groups[key].append(run)
+    return sorted(groups.items(), key=lambda item: str(item[0]))
+
+
 def other_markdown(runs: list[Run]) -> str:
     """Runs outside the forecasting tables: their test metrics, mean ± std over seeds, per experiment."""
-    groups: dict[tuple[str, str, str, int, int | None, str], list[Run]] = defaultdict(list)
-    for run in runs:
-        groups[(run.task, run.dataset, run.model, run.seq_len, run.horizon, run.setting)].append(run)
-    lines = ["### other runs", "", "| task | dataset | model | L | H | setting | seeds | test metrics |",
-             "|---|---|---|---:|---:|---|---|---|"]
-    for (task, dataset, model, seq_len, horizon, setting), group in sorted(groups.items(), key=str):
+    lines = ["### other runs", "", "| task | dataset | model | L | H | task settings | train | seeds | test metrics |",
+             "|---|---|---|---:|---:|---|---:|---|---|"]
+    for (task, dataset, model, seq_len, horizon, variant, fraction), group in _other_groups(runs):
         names = sorted({k for run in group for k in run.metrics})
         shown = ", ".join(f"{k.removeprefix('test/')} {cell_text([r.metrics[k] for r in group if k in r.metrics], 4)}"
                           for k in names)
         seeds = ", ".join(str(s) for s in sorted({r.seed for r in group}, key=str))
         lines.append(f"| {task} | {dataset} | {model} | {seq_len} | {horizon if horizon is not None else '–'} | "
-                     f"{setting} | {seeds} | {shown or '–'} |")
+                     f"{variant or '–'} | {fraction:.0%} | {seeds} | {shown or '–'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -220,8 +226,8 @@ def markdown(runs: list[Run], published: list[Published] | None = None, title: s
     return "\n".join(parts)
 
 
-CSV_COLUMNS = ("setting", "task", "model", "dataset", "seq_len", "horizon", "metric", "mean", "std", "n_seeds",
-               "seeds", "trainable_params", "artifact_bytes")
+CSV_COLUMNS = ("setting", "task", "model", "dataset", "seq_len", "horizon", "variant", "metric", "mean", "std",
+               "n_seeds", "seeds", "trainable_params", "artifact_bytes")
 
 
 def csv_text(runs: list[Run]) -> str:
@@ -245,20 +251,19 @@ def csv_text(runs: list[Run]) -> str:
                     sizes = sorted({r.artifact_bytes for r in cell_runs if r.artifact_bytes is not None})
                     writer.writerow({"setting": table.setting, "task": FORECAST_TASK, "model": table.model,
                                      "dataset": row.dataset, "seq_len": table.seq_len, "horizon": horizon,
+                                     "variant": "",
                                      "metric": metric, "mean": mean, "std": "" if std is None else std,
                                      "n_seeds": len(values), "seeds": " ".join(str(s) for s in row.seeds),
                                      "trainable_params": params[0] if len(params) == 1 else "",
                                      "artifact_bytes": sizes[0] if len(sizes) == 1 else ""})
-    groups: dict[tuple, list[Run]] = defaultdict(list)
-    for run in (r for r in runs if not is_forecast(r)):
-        groups[(run.setting, run.task, run.model, run.dataset, run.seq_len, run.horizon)].append(run)
-    for (setting, task, model, dataset, seq_len, horizon), group in sorted(groups.items(), key=str):
+    for (task, dataset, model, seq_len, horizon, variant, _), group in _other_groups(
+            [r for r in runs if not is_forecast(r)]):
         for name in sorted({k for run in group for k in run.metrics}):
             values = [r.metrics[name] for r in group if name in r.metrics]
             mean, std = mean_std(values)
-            writer.writerow({"setting": setting, "task": task, "model": model, "dataset": dataset, "seq_len": seq_len,
-                             "horizon": "" if horizon is None else horizon, "metric": name.removeprefix("test/"),
-                             "mean": mean, "std": "" if std is None else std, "n_seeds": len(values),
-                             "seeds": " ".join(str(r.seed) for r in group), "trainable_params": "",
-                             "artifact_bytes": ""})
+            writer.writerow({"setting": group[0].setting, "task": task, "model": model, "dataset": dataset,
+                             "seq_len": seq_len, "horizon": "" if horizon is None else horizon, "variant": variant,
+                             "metric": name.removeprefix("test/"), "mean": mean, "std": "" if std is None else std,
+                             "n_seeds": len(values), "seeds": " ".join(str(r.seed) for r in group),
+                             "trainable_params": "", "artifact_bytes": ""})
     return buffer.getvalue()
