@@ -13,7 +13,7 @@ from one4all.cli import main
 from one4all.config import compose_config
 from one4all.data.sources.table import CsvData
 from one4all.data.splits import make_borders, steps_per_hour
-from one4all.data.windows.forecast import ForecastWindowing
+from one4all.data.windows.forecast import ForecastProtocol
 from one4all.errors import UserError
 from tests.conftest import TINY_OVERRIDES
 
@@ -94,7 +94,7 @@ def test_weather_shaped_file_reads_by_position_with_a_warning(tmp_path, caplog):
     weather_shaped(tmp_path / "weather.csv")
     assert b"\r\n" in (tmp_path / "weather.csv").read_bytes()[:200]
     caplog.set_level(logging.WARNING)
-    series = ForecastWindowing(seq_len=96, horizon=24).load(
+    series = ForecastProtocol(seq_len=96, horizon=24).load(
         CsvData(path="weather.csv", root=str(tmp_path), split="ratio", timestamps="positional"))
     note = ("1 x duplicated timestamp in column 'date': data row 701 (2020-01-05 20:30:00); "
             "kept, rows are read by position")
@@ -128,7 +128,7 @@ def test_custom_trains_where_csv_and_forecast_refuse(tmp_path, capsys):
 def test_ettm1_gets_minute_borders_even_under_etth1s_experiment(data_root):
     cfg, _ = compose_config(["experiment=long_term/etth1_96", "data.path=ETTm1/ETTm1.csv", f"data.root={data_root}"])
     data = CsvData(**{k: v for k, v in cfg.data.items() if k != "_target_"})
-    windowing = ForecastWindowing(seq_len=336, horizon=96)
+    windowing = ForecastProtocol(seq_len=336, horizon=96)
     series = windowing.load(data)
     assert series.meta["split"] == "ett_minute" and series.borders.test == (46080 - 336, 57600)
     assert len(windowing.datasets(series, channel_independent=True)["test"]) == 11425 * 7 == 79975

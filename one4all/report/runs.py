@@ -67,7 +67,8 @@ def _get(tree: Any, path: str, kind: type | tuple[type, ...], default: Any = ...
     if node is None and default is not ...:
         return default
     if isinstance(node, bool) or not isinstance(node, kind):
-        raise _Shape(f"{path} is {type(node).__name__}, not {getattr(kind, '__name__', kind)}")
+        wanted = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise _Shape(f"{path} is {type(node).__name__}, not {wanted}")
     return node
 
 

@@ -165,9 +165,9 @@ def published_markdown(table: Table, published: list[Published]) -> str:
         for cell in (p for p in published if p.setting == table.setting and p.dataset == row.dataset):
             comparable = cell.model == table.model and cell.horizons == table.horizons
             gaps = []
-            for metric in METRICS:
+            for metric, theirs in zip(METRICS, (cell.mse, cell.mae), strict=True):
                 value = ours_mean[metric]
-                gaps.append(f"{relative_gap(value, getattr(cell, metric)):+.1%}" if comparable and value else "–")
+                gaps.append(f"{relative_gap(value, theirs):+.1%}" if comparable and value else "–")
             if cell.model == table.model and cell.horizons != table.horizons:
                 notes.add(f"ours average {'/'.join(map(str, table.horizons))}, the papers "
                           f"{'/'.join(map(str, cell.horizons))}: not the same protocol, no gap")
