@@ -17,6 +17,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -73,8 +74,16 @@ def run_here(cfg: DictConfig, run_dir: Path) -> JobResult:
     return JobResult("ok", str(run_dir), metrics=tests)
 
 
-def _child(config: dict[str, Any], run_dir: str, log_file: str, conn: Any) -> None:
+def _orphan_watch(parent: int) -> None:
+    """End this job's process once the sweep that started it is gone (a killed launcher cannot stop it)."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _child(config: dict[str, Any], run_dir: str, log_file: str, conn: Any, parent: int) -> None:
     """Body of an isolated job's process: its output to its log file, then the run."""
+    threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(fd, 1)  # at the descriptor level, so native libraries' output lands in the log as well
     os.dup2(fd, 2)
@@ -105,7 +114,8 @@ def run_isolated(cfg: DictConfig, run_dir: Path, log_file: Path, timeout_s: floa
     config["trainer"]["enable_progress_bar"] = False  # the output goes to a log file, where a bar is noise
     context = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads and open files
     reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(config, str(run_dir), str(log_file), writer), daemon=False)
+    process = context.Process(target=_child, args=(config, str(run_dir), str(log_file), writer, os.getpid()),
+                              daemon=False)
     process.start()
     writer.close()  # the child holds the only writer now: its exit ends the wait below
     try:
