@@ -109,11 +109,12 @@ def test_timeout_stops_an_isolated_job(series_csv, tmp_path):
 
 def test_joblib_launcher_runs_two_jobs_in_parallel(series_csv, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    code = main(["train", "-m", *tiny(series_csv), "task.horizon=12", "seed=1,2", "sweep.isolate=false",
-                 "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"])
+    # Each of joblib's worker processes starts its isolated job as usual (sweep.isolate=true).
+    code = main(["train", "-m", *tiny(series_csv), "task.horizon=12", "seed=1,2", "hydra/launcher=joblib",
+                 "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"])
     assert code == 0
     jobs = rows(sweep_dir)
-    assert [r["status"] for r in jobs] == ["ok", "ok"]
+    assert [(r["status"], r["log_file"]) for r in jobs] == [("ok", "logs/0.log"), ("ok", "logs/1.log")]
     seeds = [json.loads((sweep_dir / r["run_dir"] / "metrics.json").read_text())["run"]["seed"] for r in jobs]
     assert seeds == [1, 2]
 

@@ -14,19 +14,22 @@ its whole output goes to `<sweep dir>/logs/<job>.log`.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import multiprocessing
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+import one4all
 from one4all.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ _GRACE_S = 10.0
 
 @dataclass
 class JobResult:
-    """What a job reports back to the process that launched it (pickled across processes)."""
+    """What a job reports back to the process that launched it (pickled or JSON across processes)."""
 
     status: str  # ok | failed | timeout
     run_dir: str
@@ -81,20 +84,20 @@ def _orphan_watch(parent: int) -> None:
     os._exit(1)
 
 
-def _child(config: dict[str, Any], run_dir: str, log_file: str, conn: Any, parent: int) -> None:
-    """Body of an isolated job's process: its output to its log file, then the run."""
-    threading.Thread(target=_orphan_watch, args=(parent,), daemon=True).start()
-    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(fd, 1)  # at the descriptor level, so native libraries' output lands in the log as well
-    os.dup2(fd, 2)
-    os.close(fd)
+def child_main(job_file: str) -> int:
+    """Body of an isolated job's process (`python -m one4all.sweep.job JOB.json`): the run, then its result.
+
+    JOB.json holds the resolved config, the run directory, where to write the result and the launcher's
+    process id; the process's output is the job's log file (set up by the launcher).
+    """
+    job = json.loads(Path(job_file).read_text())
+    threading.Thread(target=_orphan_watch, args=(job["parent"],), daemon=True).start()
     from one4all.cli import setup_logging
 
     setup_logging()
-    result = run_here(OmegaConf.create(config), Path(run_dir))
-    result.log_file = log_file
-    conn.send(result)
-    conn.close()
+    result = run_here(OmegaConf.create(job["config"]), Path(job["run_dir"]))
+    Path(job["result"]).write_text(json.dumps(asdict(result)))
+    return 0
 
 
 def _last_line(log_file: Path) -> str:
@@ -106,38 +109,47 @@ def _last_line(log_file: Path) -> str:
     return (errors or lines or ["no output"])[-1][:300]
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if the process has not ended after the grace period."""
+    process.terminate()
+    try:
+        process.wait(_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def run_isolated(cfg: DictConfig, run_dir: Path, log_file: Path, timeout_s: float | None) -> JobResult:
-    """Run the job in a fresh (spawned) process, with an optional wall-clock limit."""
+    """Run the job in a fresh Python process, with an optional wall-clock limit.
+
+    A plain interpreter (not multiprocessing): the launcher's own process may have changed how
+    multiprocessing starts children (joblib's loky workers do), which a spawned child cannot follow.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     # Resolved here: the child has no Hydra context for `${hydra:...}`-style values.
     config = OmegaConf.to_container(cfg, resolve=True)
     config["trainer"]["enable_progress_bar"] = False  # the output goes to a log file, where a bar is noise
-    context = multiprocessing.get_context("spawn")  # no fork: the parent may hold threads and open files
-    reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=_child, args=(config, str(run_dir), str(log_file), writer, os.getpid()),
-                              daemon=False)
-    process.start()
-    writer.close()  # the child holds the only writer now: its exit ends the wait below
-    try:
-        finished = reader.poll(timeout_s)
-        if finished:
+    # The child imports the same one4all as this process, wherever its working directory is.
+    package_root = str(Path(one4all.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryDirectory(prefix="one4all-job-") as tmp:
+        job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_file.write_text(json.dumps({"config": config, "run_dir": str(run_dir), "result": str(result_file),
+                                        "parent": os.getpid()}))
+        with log_file.open("wb") as log_handle:
+            process = subprocess.Popen([sys.executable, "-m", "one4all.sweep.job", str(job_file)], env=env,
+                                       stdout=log_handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             try:
-                return reader.recv()
-            except EOFError:  # the process ended without a result: killed or crashed
-                pass
-            finally:
-                process.join()
-        else:
-            process.terminate()
-            process.join(_GRACE_S)
-            if process.is_alive():
-                process.kill()
-            process.join()
-            return JobResult("timeout", str(run_dir), f"timeout after {timeout_s:g}s", log_file=str(log_file))
-    finally:
-        reader.close()
-    code = process.exitcode
-    how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit {code}"
+                code = process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                _stop(process)
+                return JobResult("timeout", str(run_dir), f"timeout after {timeout_s:g}s", log_file=str(log_file))
+            except BaseException:  # interrupted: the job must not outlive the sweep
+                _stop(process)
+                raise
+        if code == 0 and result_file.is_file():
+            return JobResult(**{**json.loads(result_file.read_text()), "log_file": str(log_file)})
+    how = f"killed by signal {-code}" if code < 0 else f"exit {code}"
     hint = " (out of memory?)" if code == -9 else ""
     return JobResult("failed", str(run_dir), f"the job's process ended without a result, {how}{hint}: "
                      f"{_last_line(log_file)}", log_file=str(log_file))
@@ -168,3 +180,7 @@ def train_job(cfg: DictConfig) -> JobResult:
         remove_if_empty(run_dir)
     result.wall_time_s = round(time.perf_counter() - started, 1)
     return result
+
+
+if __name__ == "__main__":
+    sys.exit(child_main(sys.argv[1]))
