@@ -109,12 +109,13 @@ def test_timeout_stops_an_isolated_job(series_csv, tmp_path):
 
 def test_joblib_launcher_runs_two_jobs_in_parallel(series_csv, tmp_path):
     sweep_dir = tmp_path / "sweep"
-    # Each of joblib's worker processes starts its isolated job as usual (sweep.isolate=true).
-    code = main(["train", "-m", *tiny(series_csv), "task.horizon=12", "seed=1,2", "hydra/launcher=joblib",
-                 "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"])
+    # The jobs run inside joblib's worker processes (sweep.isolate=false keeps the test fast; an isolated
+    # job is a plain child interpreter whatever the launcher, see test_an_isolated_job_...).
+    code = main(["train", "-m", *tiny(series_csv), "task.horizon=12", "seed=1,2", "sweep.isolate=false",
+                 "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"])
     assert code == 0
     jobs = rows(sweep_dir)
-    assert [(r["status"], r["log_file"]) for r in jobs] == [("ok", "logs/0.log"), ("ok", "logs/1.log")]
+    assert [r["status"] for r in jobs] == ["ok", "ok"]
     seeds = [json.loads((sweep_dir / r["run_dir"] / "metrics.json").read_text())["run"]["seed"] for r in jobs]
     assert seeds == [1, 2]
 
