@@ -22,6 +22,7 @@ from one4all.adapters import AdapterSpec, apply_adapter
 from one4all.contract import IOSpec
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec, load_backbone, seeded
+from one4all.models.fast_dropout import use_fast_dropout
 from one4all.models.feature_cache import FeatureCache
 from one4all.models.layouts import LayoutOptions, make_layout
 
@@ -53,6 +54,7 @@ class One4All(nn.Module):
         channel_chunk: int | None = None,
         cache_backbone_features: bool = False,
         feature_cache_mb: float = 4096,
+        fast_dropout: bool = True,
     ) -> None:
         super().__init__()
         if channel_chunk is not None and channel_chunk <= 0:
@@ -84,6 +86,9 @@ class One4All(nn.Module):
             self.requires_grad_(False)  # nothing trains until `calibrate` has injected the adapter
         else:
             apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
+        # Dropout masks from packed random bits on the CPU (same distribution, ~5x cheaper to draw).
+        self.fast_dropout = fast_dropout
+        self._use_fast_dropout()
         self.feature_cache = FeatureCache(feature_cache_mb) if cache_backbone_features else None
         if self.feature_cache is not None:
             self._check_cacheable()
@@ -94,8 +99,13 @@ class One4All(nn.Module):
         if self.adapter_spec.needs_train_data():
             self.adapter_report.update(self.adapter_spec.calibrate(self, train))
             apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
+            self._use_fast_dropout()
             if self.feature_cache is not None:  # the adapter exists only now: check it before any run files
                 self._check_cacheable()
+
+    def _use_fast_dropout(self) -> None:
+        if self.fast_dropout:
+            use_fast_dropout(self)
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
