@@ -73,10 +73,10 @@ def commit_of(folder: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown"
 
 
-def our_step(model: str, batch: int, data_root: str, dtype: torch.dtype | None, n: int):
+def our_step(model: str, batch: int, data_root: str, dtype: torch.dtype | None, n: int, overrides: list[str]):
     """(training step, batches, GFLOP per sample, attention kernel) of one4all's network."""
     cfg, _ = compose_config([*ETTH1, f"adapter={MODELS[model][0]}", f"data.root={data_root}",
-                             f"data.batch_size={batch}"])
+                             f"data.batch_size={batch}", *overrides])
     torch.manual_seed(cfg.seed)
     run = build(cfg)
     data, _ = batches(run, n)
@@ -137,7 +137,8 @@ def worker(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = PRECISIONS[args.precision]
-    ours, data, gflop, attn = our_step(args.model, args.batch, args.data_root, dtype, args.warmup + args.steps)
+    ours, data, gflop, attn = our_step(args.model, args.batch, args.data_root, dtype, args.warmup + args.steps,
+                                       args.set)
     if args.impl == "theirs":
         step, attn = their_step(args.model, find_peer(args.peers, args.model), dtype, args.their_attn)
         gflop = None
@@ -161,7 +162,7 @@ def spawn(args, impl: str, model: str, batch: int, precision: str) -> dict:
     cmd = [sys.executable, __file__, "--worker", "--impl", impl, "--model", model, "--batch", str(batch),
            "--precision", precision, "--peers", str(args.peers), "--data-root", args.data_root,
            "--warmup", str(args.warmup), "--steps", str(args.steps), "--clock", args.clock,
-           "--their-attn", args.their_attn]
+           "--their-attn", args.their_attn, "--set", *args.set]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -207,6 +208,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--their-attn", choices=["eager", "default"], default="eager",
                         help="the authors' GPT-2 attention (module doc)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for our side, e.g. model.fast_dropout=false")
     parser.add_argument("--out", type=Path, default=None, help="also write rows and summary here as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--impl", choices=["ours", "theirs"], help=argparse.SUPPRESS)
@@ -220,7 +223,8 @@ def main() -> None:
         return
     commits = {model: commit_of(find_peer(args.peers, model)) for model in args.models}
     machine = {"loadavg_start": os.getloadavg(), "threads": args.threads or torch.get_num_threads(),
-               "clock": args.clock, "their_attn": args.their_attn, "torch": torch.__version__, "peer_commits": commits}
+               "clock": args.clock, "their_attn": args.their_attn, "ours_overrides": args.set,
+               "torch": torch.__version__, "peer_commits": commits}
     print(json.dumps(machine), flush=True)
     rows = []
     for round_ in range(args.rounds):

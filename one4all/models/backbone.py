@@ -35,6 +35,9 @@ class BackboneSpec:
     `sdpa` (whose CPU kernel has no dropout and falls back to a slower path in training).
     `fused_gelu` computes GPT-2's tanh GELU with one fused kernel instead of transformers' eight
     elementwise ops (same function, different rounding; see models.fast_gpt2).
+    `compile`: `torch.compile` the GPT-2 in place (`nn.Module.compile`: parameter names unchanged), for
+    CUDA, where fusing the elementwise work between the matmuls pays; the first steps then pay the
+    compilation (tens of seconds).
     """
 
     init: str = "auto"
@@ -45,6 +48,7 @@ class BackboneSpec:
     attn_implementation: str = "auto"
     config: dict | None = None
     fused_gelu: bool = True
+    compile: bool = False
 
 
 @dataclass
@@ -146,4 +150,6 @@ def load_backbone(spec: BackboneSpec) -> Backbone:
     model = streamline(_truncate(model, spec), fused_gelu=spec.fused_gelu,
                        attn_implementation=spec.attn_implementation)
     model.requires_grad_(False)
+    if spec.compile:
+        model.compile()
     return Backbone(model=model, pretrained=pretrained, source=source)
