@@ -27,6 +27,11 @@ only attention in the transformers of their time, and the faster one for CPU tra
 Result per configuration: median samples/s of each side, and the median over rounds of the
 calibrated ratio (ours / theirs, each rate divided by the mean GEMM peak measured around its own
 run), which cancels the machine's speed swings; for ours also the % of the roofline.
+
+`--paired`: each fresh process builds both networks and alternates their steps on the same batch
+(the order flipping every step); the ratio is the median over all step pairs of their step time
+over ours. On a shared machine whose load moves within seconds this resolves differences of a
+few percent that separate processes cannot.
 """
 
 from __future__ import annotations
@@ -132,30 +137,42 @@ def their_step(model: str, folder: Path, dtype: torch.dtype | None, attn: str):
 
 
 def worker(args) -> None:
-    """One measurement in this process; prints one JSON line."""
+    """One measurement in this process (ours, theirs, or both step by step: `paired`); prints one JSON line."""
     clock = CLOCKS[args.clock]
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = PRECISIONS[args.precision]
     ours, data, gflop, attn = our_step(args.model, args.batch, args.data_root, dtype, args.warmup + args.steps,
                                        args.set)
-    if args.impl == "theirs":
-        step, attn = their_step(args.model, find_peer(args.peers, args.model), dtype, args.their_attn)
-        gflop = None
-    else:
-        step = ours
+    steps, kernels = {}, {}
+    if args.impl in ("ours", "paired"):
+        steps["ours"], kernels["ours"] = ours, attn
+    if args.impl in ("theirs", "paired"):
+        steps["theirs"], kernels["theirs"] = their_step(args.model, find_peer(args.peers, args.model), dtype,
+                                                        args.their_attn)
     peak = [gemm_peak_gflops(dtype or torch.float32, size, reps=3, clock=clock) for size in (1024, 2048)]
     for batch in data[: args.warmup]:
-        step(batch)
-    start = clock()
-    for batch in data[args.warmup:]:
-        step(batch)
-    rate = sum(len(b["x"]) for b in data[args.warmup:]) / (clock() - start)
+        for step in steps.values():
+            step(batch)
+    times = {name: [] for name in steps}
+    for i, batch in enumerate(data[args.warmup:]):
+        # Paired: both sides on the same batch back to back, the order flipping every step.
+        for name in list(steps) if i % 2 == 0 else list(steps)[::-1]:
+            start = clock()
+            steps[name](batch)
+            times[name].append(clock() - start)
     peak_after = [gemm_peak_gflops(dtype or torch.float32, size, reps=3, clock=clock) for size in (1024, 2048)]
     gemm = (max(peak) + max(peak_after)) / 2
-    print(json.dumps({"impl": args.impl, "model": args.model, "batch": args.batch, "precision": args.precision,
-                      "samples_per_s": rate, "gemm_gflops": gemm, "attn": attn,
-                      "roofline_pct": 100 * rate * gflop / gemm if gflop else None}))
+    samples = sum(len(b["x"]) for b in data[args.warmup:])
+    row = {"impl": args.impl, "model": args.model, "batch": args.batch, "precision": args.precision,
+           "gemm_gflops": gemm, "attn": kernels}
+    for name, spent in times.items():
+        rate = samples / sum(spent)
+        row[f"{name}_samples_per_s"] = rate
+        row[f"{name}_step_s"] = spent
+        if name == "ours":
+            row["roofline_pct"] = 100 * rate * gflop / gemm
+    print(json.dumps(row))
 
 
 def spawn(args, impl: str, model: str, batch: int, precision: str) -> dict:
@@ -169,28 +186,38 @@ def spawn(args, impl: str, model: str, batch: int, precision: str) -> dict:
     if out.returncode != 0:
         sys.exit(f"{impl} {model} batch {batch} {precision} failed:\n{out.stderr[-3000:]}{out.stdout[-2000:]}")
     row = json.loads(out.stdout.strip().splitlines()[-1])
-    print(json.dumps(row), flush=True)
+    print(json.dumps({k: v for k, v in row.items() if not k.endswith("_step_s")}), flush=True)
     return row
 
 
 def summary(rows: list[dict]) -> list[dict]:
-    """Per configuration: median samples/s of each side and the median calibrated ratio over rounds."""
+    """Per configuration: median samples/s of each side and the median ratio ours / theirs.
+
+    Separate processes: per round, (ours / its GEMM peak) / (theirs / its GEMM peak). Paired: per
+    step pair, their step time / ours.
+    """
     out = []
     keys = sorted({(r["model"], r["batch"], r["precision"]) for r in rows})
     for model, batch, precision in keys:
         same = [r for r in rows if (r["model"], r["batch"], r["precision"]) == (model, batch, precision)]
-        ours = [r for r in same if r["impl"] == "ours"]
-        theirs = [r for r in same if r["impl"] == "theirs"]
-        calibrated = [(o["samples_per_s"] / o["gemm_gflops"]) / (t["samples_per_s"] / t["gemm_gflops"])
+        ours = [r for r in same if "ours_samples_per_s" in r]
+        theirs = [r for r in same if "theirs_samples_per_s" in r]
+        paired = [r for r in same if r["impl"] == "paired"]
+        if paired:
+            ratios = [t / o for r in paired for o, t in zip(r["ours_step_s"], r["theirs_step_s"], strict=True)]
+        else:
+            ratios = [(o["ours_samples_per_s"] / o["gemm_gflops"]) / (t["theirs_samples_per_s"] / t["gemm_gflops"])
                       for o, t in zip(ours, theirs, strict=True)]
-        out.append({"model": model, "batch": batch, "precision": precision, "rounds": len(calibrated),
-                    "ours_samples_per_s": round(statistics.median(o["samples_per_s"] for o in ours), 2),
-                    "theirs_samples_per_s": round(statistics.median(t["samples_per_s"] for t in theirs), 2),
-                    "ratio": round(statistics.median(calibrated), 3),
-                    "ratio_min_max": [round(min(calibrated), 3), round(max(calibrated), 3)],
+        out.append({"model": model, "batch": batch, "precision": precision, "paired": bool(paired),
+                    "ratios": len(ratios),
+                    "ours_samples_per_s": round(statistics.median(o["ours_samples_per_s"] for o in ours), 2),
+                    "theirs_samples_per_s": round(statistics.median(t["theirs_samples_per_s"] for t in theirs), 2),
+                    "ratio": round(statistics.median(ratios), 3),
+                    "ratio_quartiles": [round(q, 3) for q in statistics.quantiles(ratios, n=4)] if len(ratios) > 1
+                    else [round(ratios[0], 3)] * 3,
                     "ours_roofline_pct": round(statistics.median(o["roofline_pct"] for o in ours), 1),
                     "gemm_gflops": round(statistics.median(r["gemm_gflops"] for r in same), 1),
-                    "attn": {"ours": ours[0]["attn"], "theirs": theirs[0]["attn"]}})
+                    "attn": {**ours[0]["attn"], **theirs[0]["attn"]}})
     return out
 
 
@@ -202,6 +229,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--precisions", nargs="+", default=["bf16"], choices=list(PRECISIONS))
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--paired", action="store_true",
+                        help="ours and theirs in one process, alternating step by step on the same batches")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall")
@@ -212,7 +241,7 @@ def main() -> None:
                         help="config overrides for our side, e.g. model.fast_dropout=false")
     parser.add_argument("--out", type=Path, default=None, help="also write rows and summary here as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--impl", choices=["ours", "theirs"], help=argparse.SUPPRESS)
+    parser.add_argument("--impl", choices=["ours", "theirs", "paired"], help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=list(MODELS), help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--precision", choices=list(PRECISIONS), help=argparse.SUPPRESS)
@@ -224,24 +253,26 @@ def main() -> None:
     commits = {model: commit_of(find_peer(args.peers, model)) for model in args.models}
     machine = {"loadavg_start": os.getloadavg(), "threads": args.threads or torch.get_num_threads(),
                "clock": args.clock, "their_attn": args.their_attn, "ours_overrides": args.set,
+               "paired": args.paired,
                "torch": torch.__version__, "peer_commits": commits}
     print(json.dumps(machine), flush=True)
     rows = []
     for round_ in range(args.rounds):
-        order = ("ours", "theirs") if round_ % 2 == 0 else ("theirs", "ours")
+        order = ("paired",) if args.paired else ("ours", "theirs") if round_ % 2 == 0 else ("theirs", "ours")
         for model in args.models:
             for batch in args.batches:
                 for precision in args.precisions:
                     rows += [spawn(args, impl, model, batch, precision) for impl in order]
     machine["loadavg_end"] = os.getloadavg()
     result = summary(rows)
-    print("| model | batch | precision | ours samples/s | authors' samples/s | ratio (calibrated, median) | "
-          "min-max | ours % of roofline |")
+    print("| model | batch | precision | ours samples/s | authors' samples/s | ratio (median) | quartiles | "
+          "ours % of roofline |")
     print("|---|---:|---|---:|---:|---:|---|---:|")
     for r in result:
+        q = r["ratio_quartiles"]
         print(f"| {r['model']} | {r['batch']} | {r['precision']} | {r['ours_samples_per_s']:.2f} | "
-              f"{r['theirs_samples_per_s']:.2f} | {r['ratio']:.3f}x | {r['ratio_min_max'][0]:.3f}-"
-              f"{r['ratio_min_max'][1]:.3f} | {r['ours_roofline_pct']:.1f} |")
+              f"{r['theirs_samples_per_s']:.2f} | {r['ratio']:.3f}x | {q[0]:.3f}-{q[2]:.3f} | "
+              f"{r['ours_roofline_pct']:.1f} |")
     print(json.dumps(machine))
     if args.out:
         args.out.write_text(json.dumps({"machine": machine, "rows": rows, "summary": result}, indent=2))
