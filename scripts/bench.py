@@ -167,7 +167,8 @@ def bench_config(label: str, overrides: list[str], plain: bool, args, peaks: dic
     patch = mock.patch.object(One4All, "front_trainable", lambda self: ["plain path"]) if plain \
         else contextlib.nullcontext()
     with patch:
-        for precision, dtype in PRECISIONS.items():
+        for precision in args.precisions:
+            dtype = PRECISIONS[precision]
             row = {"model": label, "precision": precision, "batch": args.batch, "tokens_per_sample": tokens,
                    **measure(run, data, args.warmup, dtype), "loader_samples_per_s": round(loader_rate, 1)}
             for kind in ("train", "inference", "fill"):
@@ -185,7 +186,7 @@ def bench_config(label: str, overrides: list[str], plain: bool, args, peaks: dic
             rows.append(row)
             print(json.dumps(row), flush=True)
         if label in args.profile:
-            rows[-1]["profile"] = profile_steps(run, data[0], PRECISIONS["bf16"], top=12)
+            rows[-1]["profile"] = profile_steps(run, data[0], PRECISIONS[rows[-1]["precision"]], top=12)
     run.network.cpu()  # free the device for the next network
     return rows
 
@@ -218,8 +219,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--gemm-sizes", type=int, nargs="+", default=[1024, 2048, 4096],
                         help="square matmul sizes; the GEMM peak is the best over them")
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     parser.add_argument("--profile", nargs="*", default=[], choices=list(CONFIGS),
-                        help="also profile one bf16 training and inference step of these models")
+                        help="also profile one training and inference step of these models (last precision)")
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N for a GPU")
