@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from one4all.adapters import AdapterSpec
+from one4all.adapters import LoRASpec
 from one4all.contract import IOSpec
 from one4all.models.backbone import BackboneSpec
 from one4all.models.fast_dropout import LANES, FastDropout, dropout, keep_count, keep_mask, packed
@@ -172,7 +172,7 @@ def test_dropout_masks_do_not_depend_on_thread_count():
 def _tiny(**kwargs) -> One4All:
     torch.manual_seed(0)
     backbone = BackboneSpec(init="random", n_layers=2, config=TINY_GPT2)
-    return One4All(IOSpec(64, 1, horizon=12), backbone, AdapterSpec(), **kwargs)
+    return One4All(IOSpec(64, 1, horizon=12), backbone, LoRASpec(), **kwargs)
 
 
 def test_fast_dropout_replaces_every_network_dropout():
