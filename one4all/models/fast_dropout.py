@@ -5,7 +5,7 @@ a float and compared per element: 11-21% of a bf16 One-for-All training step (do
 Here one 64-bit word from the same generator (`random_` over the full int64 range: two mt19937
 draws) gives four independent 16-bit lanes; an element is kept when its lane is below a
 threshold, and kept elements are scaled by the inverse of the exact keep probability. The mask
-generation costs about a fifth of `bernoulli_` (docs/guides/training_speed.md).
+generation costs about a quarter of `bernoulli_` (docs/benchmarks.md, "Dropout alone").
 
 Distribution: every element is kept independently with probability `k / 65536`,
 `k = round((1 - p) * 65536)`: p is quantised to 16 bits (|error| <= 2**-17, 7.6e-6; for p = 0.1
