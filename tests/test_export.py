@@ -19,9 +19,10 @@ from one4all import deploy
 from one4all.cli import main
 from one4all.data.formats.timestamps import future_dates
 from one4all.errors import UserError
-from one4all.export.graph import build_graph
+from one4all.export.graph import build_graph, dense
 from one4all.export.package import calendar_step
 from one4all.forecast import ForecastModel
+from one4all.lowrank.factorised import FactorisedConv1D
 from tests.conftest import TINY_OVERRIDES
 
 SEQ_LEN, HORIZON = 48, 24
@@ -40,7 +41,8 @@ def run_dir(tmp_path_factory, etth1) -> Path:
     """A tiny multivariate (M: 7 channels) run with LoRA on every part that can take it."""
     run = tmp_path_factory.mktemp("export") / "run"
     assert main(["train", "data=csv", f"data.path={etth1}", *TINY_OVERRIDES, f"task.seq_len={SEQ_LEN}",
-                 f"task.horizon={HORIZON}", "trainer.max_steps=2", ALL_LORA, f"hydra.run.dir={run}"]) == 0
+                 f"task.horizon={HORIZON}", "trainer.max_steps=2", "trainer.limit_val_batches=1",
+                 "++trainer.limit_test_batches=1", ALL_LORA, f"hydra.run.dir={run}"]) == 0
     return run
 
 
@@ -132,6 +134,18 @@ def test_graph_merges_lora_into_dense_weights(run_dir):
     assert float((graph.out_layer.weight - fresh).abs().max()) > 1e-3
 
 
+def test_dense_matrix_of_any_affine_projection():
+    weight, bias = torch.randn(32, 96), torch.randn(96)
+    factorised = FactorisedConv1D(weight, bias, ranks=[4, None, 8])  # Q, K, V: factor pair, dense, factor pair
+    x = torch.randn(7, 32)
+    with torch.no_grad():
+        linear = dense(factorised, 32)
+        assert linear.weight.shape == (96, 32)
+        assert float((linear(x) - factorised(x)).abs().max()) < 1e-5
+        # The dense slice is exactly the original columns; the factor pairs are low-rank approximations.
+        assert torch.allclose(linear.weight[32:64], weight[:, 32:64].T, atol=1e-6)  # to the bias add's rounding
+
+
 def test_int8_and_bf16_packages(run_dir, fp32, etth1, reference, block_dir, tmp_path):
     sizes = {"fp32": (fp32 / "model.pt").stat().st_size}
     for name, flags in (("int8", ["--quantize", "int8"]), ("bf16", ["--dtype", "bf16"])):
@@ -158,16 +172,17 @@ def test_onnx_packages(run_dir, etth1, reference, block_dir, tmp_path):
         assert diff <= 1e-4 if name == "onnx" else 1e-5 < diff < 0.1, diff
 
 
-def test_missing_values_and_horizon_as_one4all_forecast(fp32, run_dir, etth1, block_dir, tmp_path):
+def test_missing_values_and_horizon_as_one4all_forecast(fp32, run_dir, etth1, tmp_path, capsys):
     frame = pd.read_csv(etth1).iloc[-200:].copy()
     frame.loc[frame.index[-5:-2], "OT"] = np.nan  # a 3-step gap inside the window: interpolated
     frame["note"] = "x"
     frame.to_csv(tmp_path / "gappy.csv", index=False)
     assert main(["forecast", "--run", str(run_dir), "--csv", str(tmp_path / "gappy.csv"), "--out",
                  str(tmp_path / "ref.csv"), "--horizon", "6"]) == 0
-    done = predict(fp32, tmp_path / "gappy.csv", tmp_path / "f.csv", block_dir, "--horizon", "6")
-    assert done.returncode == 0, done.stderr
-    assert "ignoring columns not seen in training: note" in done.stderr
+    # In process (deploy.py is predict.py): the subprocess tests above show it needs no one4all.
+    assert deploy.main(["--csv", str(tmp_path / "gappy.csv"), "--out", str(tmp_path / "f.csv"), "--horizon", "6",
+                        "--package", str(fp32)]) == 0
+    assert "ignoring columns not seen in training: note" in capsys.readouterr().err
     got, ref = pd.read_csv(tmp_path / "f.csv"), pd.read_csv(tmp_path / "ref.csv")
     assert len(got) == 6 and got["date"].tolist() == ref["date"].tolist()
     assert scaled_diff(got, ref, run_dir) <= 1e-4
@@ -181,12 +196,13 @@ def test_missing_values_and_horizon_as_one4all_forecast(fp32, run_dir, etth1, bl
      "non-numeric value 'n/a?' at data row 101"),
     (lambda f: f.assign(date="31.12.2017"), "unparseable timestamp '31.12.2017' in column 'date' at data row 1"),
 ])
-def test_predict_py_bad_input_is_one_line(fp32, etth1, block_dir, tmp_path, change, message):
+def test_predict_py_bad_input_is_one_line(fp32, etth1, tmp_path, capsys, change, message):
     change(pd.read_csv(etth1).iloc[-200:]).to_csv(tmp_path / "bad.csv", index=False)
     (tmp_path / "out.csv").write_text("keep me\n")
-    done = predict(fp32, tmp_path / "bad.csv", tmp_path / "out.csv", block_dir)
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: ") and message in done.stderr and done.stderr.count("\n") == 1
+    assert deploy.main(["--csv", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "out.csv"),
+                        "--package", str(fp32)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert (tmp_path / "out.csv").read_text() == "keep me\n"  # nothing pre-existing lost
 
 

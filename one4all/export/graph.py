@@ -80,7 +80,7 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, tokens, width = x.shape
-        q, k, v = self.qkv(self.ln_1(x)).view(n, tokens, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(self.ln_1(x)).view(n, tokens, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
         mixed = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scaling)
         x = x + self.proj(mixed.transpose(1, 2).reshape(n, tokens, width))
         return x + self.fc_out(self.act(self.fc(self.ln_2(x))))
