@@ -78,9 +78,8 @@ class Step:
             return stamp.replace(year=year, month=month + 1, day=day)
         days = self.n * count
         while days:  # business days: Monday..Friday
-            stamp += timedelta(days=1 if days > 0 else -1)
-            if stamp.weekday() < 5:
-                days -= 1 if days > 0 else -1
+            stamp += timedelta(days=1)
+            days -= stamp.weekday() < 5
         return stamp
 
 
@@ -96,6 +95,25 @@ class Package:
 
     def __init__(self, directory: Path, schema: dict[str, Any], threads: int | None = None) -> None:
         self.directory, self.schema = directory, schema
+        try:
+            self._read_schema(schema)
+        except (TypeError, ValueError) as err:
+            raise DeployError(f"{SCHEMA} is malformed ({err}); re-export the model with one4all export") from err
+        if not all(0 <= i < len(self.columns) for i in self.targets):
+            raise DeployError(f"{SCHEMA} target_channels {self.targets} do not index its {len(self.columns)} columns; "
+                              "re-export the model")
+        self.runtime = _field(schema, "runtime", str)
+        if self.runtime not in RUNTIMES:
+            raise DeployError(f"{SCHEMA} names runtime {self.runtime!r}; this loader knows {', '.join(RUNTIMES)}")
+        model_file = _field(schema, "model_file", str)
+        if Path(model_file).name != model_file:
+            raise DeployError(f"{SCHEMA} model_file {model_file!r} must be a file name inside the package")
+        self.model_path = directory / model_file
+        if not self.model_path.is_file():
+            raise DeployError(f"the package lacks its model file {model_file}; copy the whole export folder")
+        self._run = _load_runtime(self.runtime, self.model_path, threads)
+
+    def _read_schema(self, schema: dict[str, Any]) -> None:
         self.seq_len, self.horizon = _field(schema, "seq_len", int), _field(schema, "horizon", int)
         self.columns = [str(c) for c in _field(schema, "columns", list)]
         self.targets = [int(i) for i in _field(schema, "target_channels", list)]
@@ -112,16 +130,6 @@ class Package:
         self.std = np.asarray(scaler.get("std"), dtype=np.float64)
         if self.mean.shape != (len(self.columns),) or self.std.shape != self.mean.shape:
             raise DeployError(f"{SCHEMA} scaler does not match its {len(self.columns)} columns; re-export the model")
-        self.runtime = _field(schema, "runtime", str)
-        if self.runtime not in RUNTIMES:
-            raise DeployError(f"{SCHEMA} names runtime {self.runtime!r}; this loader knows {', '.join(RUNTIMES)}")
-        model_file = _field(schema, "model_file", str)
-        if Path(model_file).name != model_file:
-            raise DeployError(f"{SCHEMA} model_file {model_file!r} must be a file name inside the package")
-        self.model_path = directory / model_file
-        if not self.model_path.is_file():
-            raise DeployError(f"the package lacks its model file {model_file}; copy the whole export folder")
-        self._run = _load_runtime(self.runtime, self.model_path, threads)
 
     @classmethod
     def load(cls, directory: str | Path, threads: int | None = None) -> Package:

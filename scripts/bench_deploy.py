@@ -174,6 +174,7 @@ def main() -> None:
     parser.add_argument("--threads", type=lambda s: [int(t) for t in s.split(",")], default=[1, 2])
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--table", type=Path, help="print the table of a results.json (e.g. of a partial run)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--package", help=argparse.SUPPRESS)
     parser.add_argument("--tag", help=argparse.SUPPRESS)
@@ -181,14 +182,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.table:
+        saved = json.loads(args.table.read_text())
+        print(table(saved["rows"], args.threads, saved["windows"]))
+        return None
     import numpy as np
 
     from one4all.export import export_run
 
     args.out.mkdir(parents=True, exist_ok=True)
     windows = test_windows(args.run, args.csv, args.out)
+    y = np.load(args.out / "test_y.npy")
     labels = args.variants.split(",")
-    rows = []
+    rows, reference = [], None
     for index, label in enumerate(labels):
         package = None
         if label != PYTORCH:
@@ -200,19 +206,18 @@ def main() -> None:
         row = {"variant": label, "bytes": folder_bytes(package or args.run / "model"),
                "runtime_bytes": installed_bytes(RUNTIME_DISTS[label.split()[0]])}
         for threads in args.threads:
-            row[threads] = measure(args, label, package, threads, f"pkg{index}")
-        row["pred"] = str(args.out / f"pred-pkg{index}.npy")
-        rows.append(row)
-        print(f"measured {label}", file=sys.stderr, flush=True)
-    y = np.load(args.out / "test_y.npy")
-    reference = np.load(rows[0]["pred"])[..., 0] if labels[0] == PYTORCH else None
-    for row in rows:
-        pred = np.load(row.pop("pred"))[..., 0]
+            row[f"threads_{threads}"] = measure(args, label, package, threads, f"pkg{index}")
+        pred = np.load(args.out / f"pred-pkg{index}.npy")[..., 0]
         row["mse"] = float(((pred - y) ** 2).mean())
-        if reference is not None:
-            row["mse_change_pct"] = 100 * (row["mse"] / float(((reference - y) ** 2).mean()) - 1)
-            row["max_abs_diff"] = float(np.abs(pred - reference).max())
-    (args.out / "results.json").write_text(json.dumps({"windows": windows, "rows": rows}, indent=2))
+        if label == PYTORCH:
+            reference = (pred, row["mse"])
+        elif reference is not None:
+            row["mse_change_pct"] = 100 * (row["mse"] / reference[1] - 1)
+            row["max_abs_diff"] = float(np.abs(pred - reference[0]).max())
+        rows.append(row)
+        # Saved after every variant: a long run keeps what it has measured.
+        (args.out / "results.json").write_text(json.dumps({"windows": windows, "rows": rows}, indent=2))
+        print(f"measured {label}", file=sys.stderr, flush=True)
     print(table(rows, args.threads, windows))
 
 
@@ -224,13 +229,14 @@ def table(rows: list[dict], threads: list[int], windows: int) -> str:
     head += [f"peak RSS MB ({max(threads)}t)", f"test MSE ({windows} windows)", "MSE change", "max abs diff"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        first = row[threads[0]]
+        first = row[f"threads_{threads[0]}"]
         cells = [row["variant"], f"{row['bytes'] / 1e6:.2f}", f"{row['runtime_bytes'] / 1e6:.0f}",
                  f"{first['load_s']:.2f}", f"{first['rss_load_mb']:.0f}"]
         for t in threads:
-            cells += [f"{row[t]['p50_ms']:.1f}", f"{row[t]['p99_ms']:.1f}", f"{row[t]['series_per_s']:.1f}"]
+            run = row[f"threads_{t}"]
+            cells += [f"{run['p50_ms']:.1f}", f"{run['p99_ms']:.1f}", f"{run['series_per_s']:.1f}"]
         change = row.get("mse_change_pct")
-        cells += [f"{row[max(threads)]['rss_peak_mb']:.0f}", f"{row['mse']:.6f}",
+        cells += [f"{row[f'threads_{max(threads)}']['rss_peak_mb']:.0f}", f"{row['mse']:.6f}",
                   "—" if change is None or row["variant"] == PYTORCH else f"{change:+.3f}%",
                   "—" if row["variant"] == PYTORCH or "max_abs_diff" not in row else f"{row['max_abs_diff']:.2e}"]
         lines.append("| " + " | ".join(cells) + " |")

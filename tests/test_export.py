@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -257,10 +258,12 @@ def test_unsupported_frequency_and_malformed_package(fp32, tmp_path):
     for key, value, message in (("runtime", "pickle", "names runtime 'pickle'"),
                                 ("model_file", "../model.pt", "must be a file name inside the package"),
                                 ("seq_len", "48", "field 'seq_len' is missing or malformed"),
-                                ("version", 2, "export version 2 is not supported")):
+                                ("version", 2, "export version 2 is not supported"),
+                                ("target_channels", [9], "target_channels [9] do not index its 7 columns"),
+                                ("step", {"unit": "months", "n": "x"}, "is malformed (invalid literal")):
         folder = tmp_path / key
         folder.mkdir()
         (folder / "model.pt").write_bytes((fp32 / "model.pt").read_bytes())
         (folder / "package.json").write_text(json.dumps({**schema, key: value}))
-        with pytest.raises(deploy.DeployError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(deploy.DeployError, match=re.escape(message)):
             deploy.Package.load(folder)
