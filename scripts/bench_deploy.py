@@ -124,8 +124,9 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def test_windows(run: Path, csv: Path, out: Path) -> int:
-    """The run's full test split as scaled windows test_x[N, L, 1] / test_y[N, H] (one per target channel)."""
+def test_windows(run: Path, csv: Path, out: Path, stride: int = 1) -> int:
+    """The run's test split as scaled windows test_x[N, L, 1] / test_y[N, H] (one per target channel),
+    every `stride`-th window (1: all of them, the full split)."""
     import numpy as np
 
     from one4all.data.formats.table import read_table
@@ -142,9 +143,9 @@ def test_windows(run: Path, csv: Path, out: Path) -> int:
     xs, ys = [], []
     for channel in schema["target_channels"]:
         series = scaled[start:end, channel].astype(np.float32)
-        n = len(series) - length - horizon + 1
-        xs.append(np.stack([series[i:i + length] for i in range(n)])[..., None])
-        ys.append(np.stack([series[i + length:i + length + horizon] for i in range(n)]))
+        starts = range(0, len(series) - length - horizon + 1, stride)
+        xs.append(np.stack([series[i:i + length] for i in starts])[..., None])
+        ys.append(np.stack([series[i + length:i + length + horizon] for i in starts]))
     np.save(out / "test_x.npy", np.concatenate(xs))
     np.save(out / "test_y.npy", np.concatenate(ys))
     return sum(len(x) for x in xs)
@@ -174,6 +175,8 @@ def main() -> None:
     parser.add_argument("--threads", type=lambda s: [int(t) for t in s.split(",")], default=[1, 2])
     parser.add_argument("--reps", type=int, default=100)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--window-stride", type=int, default=1,
+                        help="score every k-th test window (default 1: the full test split)")
     parser.add_argument("--table", type=Path, help="print the table of a results.json (e.g. of a partial run)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--package", help=argparse.SUPPRESS)
@@ -191,7 +194,7 @@ def main() -> None:
     from one4all.export import export_run
 
     args.out.mkdir(parents=True, exist_ok=True)
-    windows = test_windows(args.run, args.csv, args.out)
+    windows = test_windows(args.run, args.csv, args.out, args.window_stride)
     y = np.load(args.out / "test_y.npy")
     labels = args.variants.split(",")
     rows, reference = [], None
