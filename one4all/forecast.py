@@ -154,7 +154,7 @@ class ForecastModel:
         scaler = StandardScaler.from_dict(self.schema["scaler"])
         targets = list(self.schema["target_channels"])
         x = torch.from_numpy(scaler.transform(window))
-        independent = getattr(self.network, "channel_independent", False)
+        independent = self.network.channel_independent
         # As in training: a channel-independent network sees each forecast channel as its own
         # univariate sample [k, seq_len, 1]; a joint one sees all channels and we keep the targets.
         # Contiguous like the loader's batches: a strided view takes other kernels (last-bit changes).

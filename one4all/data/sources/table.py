@@ -47,7 +47,7 @@ class SeriesData:
         return len(self.columns)
 
     def rows(self, split: str) -> np.ndarray:
-        start, end = getattr(self.borders, split)
+        start, end = self.borders.as_dict()[split]
         return self.scaled[start:end]
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 
 
@@ -67,7 +67,7 @@ class TimeLinear(nn.Module):
         return torch.einsum("bci,coi->bco", x, self.weight) + self.bias
 
 
-class DLinear(nn.Module):
+class DLinear(Network):
     """DLinear: `[b, seq_len, c]` -> forecast `[b, horizon, c]`, reconstruction `[b, seq_len, c]`
     or class logits `[b, n_classes]`.
 

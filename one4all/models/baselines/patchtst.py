@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.encoder import InstanceNorm, ObservedNorm, Patcher
 
@@ -70,7 +70,7 @@ class EncoderLayer(nn.Module):
         return x, scores
 
 
-class PatchTST(nn.Module):
+class PatchTST(Network):
     """PatchTST: `[b, seq_len, c]` -> forecast `[b, horizon, c]`, reconstruction `[b, seq_len, c]` or
     class logits `[b, n_classes]`. PatchTST/42 (L=336) and /64 (L=512) are the forecasting setups."""
 

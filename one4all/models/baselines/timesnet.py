@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.encoder import InstanceNorm, ObservedNorm
 
@@ -103,7 +103,7 @@ def sinusoidal_positions(steps: int, d_model: int) -> torch.Tensor:
     return table
 
 
-class TimesNet(nn.Module):
+class TimesNet(Network):
     """TimesNet: `[b, seq_len, c]` -> forecast `[b, horizon, c]`, reconstruction `[b, seq_len, c]` or
     class logits `[b, n_classes]` (channels mixed by the embedding)."""
 
