@@ -222,6 +222,47 @@ def short_term(checkout: Path, out: Path) -> None:
     record(model, rename, lambda m: m(x, None, None, None), {"x": x}, meta, out / "one4all_short_term.safetensors")
 
 
+def hourly_marks(features, starts: list[str], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dates (ns) of hourly windows from `starts`, and the timeF marks the reference computes for them."""
+    stamps = [pd.date_range(s, periods=length, freq="h") for s in pd.to_datetime(starts)]
+    marks = np.stack([features.time_features(s, freq="h").T for s in stamps]).astype(np.float32)
+    return torch.from_numpy(np.stack([s.as_unit("ns").asi8 for s in stamps])), torch.from_numpy(marks)
+
+
+def imputation(checkout: Path, out: Path) -> None:
+    """GPT4TS's imputation network with the timeF marks its experiment passes."""
+    settings = {"seq_len": 24, "n_channels": 3, "mask_ratio": 0.25}
+    configs = SimpleNamespace(ln=0, task_name="imputation", pred_len=0, seq_len=settings["seq_len"], patch_size=1,
+                              stride=1, d_ff=TINY_GPT2["n_embd"], enc_in=settings["n_channels"],
+                              d_model=TINY_GPT2["n_embd"], embed="timeF", freq="h", dropout=0.1,
+                              gpt_layers=TINY_GPT2["n_layer"], use_gpu=False, mlp=1, c_out=settings["n_channels"])
+    with reference_code(checkout / "Imputation"):
+        module = importlib.import_module("models.GPT4TS")
+        features = importlib.import_module("utils.timefeatures")
+        torch.manual_seed(SEED)
+        model = module.Model(configs)
+        dates, marks = hourly_marks(features, ["2016-07-01 00:00", "2017-03-12 09:00"], settings["seq_len"])
+    y = _batch(2, settings["seq_len"], settings["n_channels"])
+    mask = (torch.rand(y.shape, generator=torch.Generator().manual_seed(SEED + 3)) > settings["mask_ratio"]).float()
+    x = y * mask  # their experiment zeroes the hidden entries before the forward
+
+    def rename(name: str) -> str | None:
+        for theirs, ours in (("enc_embedding.value_embedding.tokenConv.", "in_layer.conv."),
+                             ("enc_embedding.temporal_embedding.embed.", "in_layer.marks."),
+                             ("ln_proj.", "layout.head_norm.")):
+            if name.startswith(theirs):
+                return ours + name[len(theirs):]
+        if name.startswith("enc_embedding.position_embedding."):
+            return None
+        return _strip("")(name)
+
+    meta = {"reference": f"NeurIPS2023-One-Fits-All@{commit(checkout)}", "module": "Imputation/models/GPT4TS.py",
+            "script": "Imputation/scripts/ETTh1.sh (--mlp 1: the MLP projections train too)", **settings,
+            "gpt2": TINY_GPT2}
+    record(model, rename, lambda m: m(x, marks, None, None, mask),
+           {"x": x, "mask": mask, "marks": marks, "dates_ns": dates}, meta, out / "gpt4ts_imputation.safetensors")
+
+
 def timesnet(checkout: Path, out: Path, embed: str) -> None:
     """Time-Series-Library's TimesNet forecaster with time-feature marks (`embed`: timeF or fixed)."""
     settings = {"seq_len": 24, "pred_len": 12, "n_channels": 3, "d_model": 8, "d_ff": 8, "n_layers": 1,
@@ -288,6 +329,7 @@ def main() -> None:
     args = parser.parse_args()
     long_term(args.one_for_all, args.out, lora=True)
     long_term(args.gpt4ts, args.out, lora=False)
+    imputation(args.gpt4ts, args.out)
     short_term(args.one_for_all, args.out)
     timesnet(args.tslib, args.out, "timeF")
     timesnet(args.tslib, args.out, "fixed")

@@ -88,6 +88,17 @@ def test_parity_long_term_forecaster(name, preset):
     check(network, groups, meta, lambda net: net(x))
 
 
+def test_parity_gpt4ts_imputation_with_marks():
+    """GPT4TS's imputation passes timeF marks; its ETTh1 script (`--mlp 1`) also trains the MLP projections."""
+    groups, meta = load_fixture("gpt4ts_imputation")
+    io = IOSpec(meta["seq_len"], meta["n_channels"], kind="reconstruct", masked=True, freq="h")
+    adapter = LoRASpec(preset="gpt4ts", dropout=0.0,
+                       train_full=["layernorms", "wpe", "patch_embedding", "head", "mlp_fc", "mlp_proj"])
+    network = One4All(io, tiny_backbone(meta), adapter, embed_dropout=0.0, time_features="timeF")
+    inputs = groups["input"]
+    check(network, groups, meta, lambda net: net(inputs["x"], inputs["mask"], marks=inputs["marks"]))
+
+
 def test_parity_short_term_network():
     groups, meta = load_fixture("one4all_short_term")
     io = IOSpec(meta["seq_len"], meta["n_channels"], horizon=meta["pred_len"])
