@@ -28,7 +28,8 @@ from one4all.errors import UserError
 
 # Integers beyond 64 bits overflow every consumer (torch seeds and shapes): refused as out of range.
 INT_LIMIT = 2**63
-_NOUNS = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+_NOUNS = {bool: ("true or false", "booleans"), int: ("an integer", "integers"),
+          float: ("a finite number", "finite numbers"),
           str: ("a string", "strings"), type(None): ("null", "nulls")}
 _SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable, collections.abc.Collection)
 _MAPPINGS = (dict, collections.abc.Mapping)
@@ -154,7 +155,8 @@ def describe(hint: Any, plural: bool = False) -> str:
         inner = f" of {describe(args[0], plural=True)}" if args and args[-1] is not Ellipsis else ""
         return ("lists" if plural else "a list") + inner
     if origin in _MAPPINGS:
-        return "mappings" if plural else "a mapping"
+        inner = f" of {describe(args[1], plural=True)}" if args else ""
+        return ("mappings" if plural else "a mapping") + inner
     name = hint.__name__ if inspect.isclass(hint) else str(hint)
     return f"{name} objects" if plural else f"a {name}"
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import psutil
 import torch
-from hydra.utils import get_class
 
 from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
@@ -61,12 +60,12 @@ def _to_spec(node: Any, registry: dict[str, type], where: str, supplied: tuple[s
     if not isinstance(node, Mapping):
         raise UserError(f"{where} must be a mapping (a config node with _target_), got {shown(node)}")
     if "_target_" in node:
-        cls = get_class(str(node["_target_"]))
-        names = [name for name, registered in registry.items() if registered is cls]
+        # Matched by name, not imported: this module never resolves a path, whoever wrote it.
+        names = [name for name, cls in registry.items() if node["_target_"] == f"{cls.__module__}.{cls.__qualname__}"]
         if not names:
-            raise UserError(f"{where}: {cls.__module__}.{cls.__qualname__} is not registered, so a saved model could "
-                            f"not name it; add it to {_REGISTRIES}")
-        name = names[0]
+            raise UserError(f"{where}: {node['_target_']} is not registered, so a saved model could not name it; "
+                            f"add it to {_REGISTRIES}")
+        name, cls = names[0], registry[names[0]]
     else:
         name, cls = _registered(node, registry, where)
     settings = {k: v for k, v in node.items() if k not in (TYPE, *_HYDRA_STEERING)}
