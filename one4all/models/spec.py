@@ -75,8 +75,7 @@ def _to_spec(node: Any, registry: dict[str, type], where: str, supplied: tuple[s
 def build(spec: Any, io: IOSpec, verify: Callable[[Network], None] | None = None,
           where: str = "network") -> Network:
     """The network of `spec` (untrusted data) for `io`: checked, sized on the meta device, then built."""
-    with torch.device("meta"):
-        dry = _instantiate(spec, io, where)
+    dry = dry_build(spec, io, where)
     weight_bytes = sum(t.numel() * t.element_size() for t in (*dry.parameters(), *dry.buffers()))
     available = psutil.virtual_memory().available
     if weight_bytes > available:
@@ -86,6 +85,12 @@ def build(spec: Any, io: IOSpec, verify: Callable[[Network], None] | None = None
         verify(dry)
     # Built from the spec again: methods keep state while they are applied to a network.
     return _instantiate(spec, io, where)
+
+
+def dry_build(spec: Any, io: IOSpec, where: str = "network") -> Network:
+    """The network of `spec` on the meta device: every check, shape and size, and no memory for weights."""
+    with torch.device("meta"):
+        return _instantiate(spec, io, where)
 
 
 def _instantiate(spec: Any, io: IOSpec, where: str) -> Network:
