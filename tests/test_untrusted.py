@@ -286,6 +286,20 @@ def test_malicious_manifest_never_runs_code(case, run_dir, good_csv, tmp_path, c
     assert not mark.exists() and not marker_module.exists() and MARKER_MODULE not in sys.modules
 
 
+def test_loading_never_reaches_hydra(run_dir, monkeypatch):
+    import hydra._internal.utils
+
+    import one4all.config
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("loading an artifact reached Hydra's instantiate/locate")
+
+    monkeypatch.setattr(hydra._internal.utils, "_locate", refuse)
+    monkeypatch.setattr(one4all.config, "instantiate", refuse)
+    network, manifest = load_artifact(run_dir / "model")
+    assert manifest["network"]["type"] == "one4all" and network(torch.zeros(1, 24, 1)).shape == (1, 8, 1)
+
+
 def _edit(keys: list, value):
     def edit(manifest: dict) -> None:
         _set(manifest, keys, value)

@@ -125,6 +125,9 @@ def _settings(cls: type, settings: dict[str, Any], where: str, supplied: tuple[s
               nested: Callable[[Any, dict[str, type], str], Any]) -> dict[str, Any]:
     """Checked settings of `cls`: nested specs through `nested`, plain values type-checked and copied."""
     sig = signature(cls)
+    if sig.open:  # a registered class must declare every setting: a spec holds nothing unchecked
+        raise UserError(f"{where}: {sig.owner} takes **kwargs, so its settings cannot be checked; it cannot be "
+                        "registered for artifacts as it is")
     check_settings(where, settings, sig, supplied)
     out = {}
     for key, value in settings.items():
