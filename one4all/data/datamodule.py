@@ -89,8 +89,9 @@ class TimeSeriesDataModule(L.LightningDataModule):
         sampler = ShardSampler(len(self.datasets[split]), *self._ranks())
         return self._loader(split, sampler, drop_last=drop_last, batch_size=self.eval_batch_size)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
+    def val_dataloader(self) -> DataLoader | list:
+        # No validation split (data.split=all): Lightning runs no validation on an empty list.
+        return self._eval_loader("val") if "val" in self.datasets else []
 
     def _paper_drop_last(self) -> bool:
         # The papers drop the last test batch in windowed forecasting and imputation, not in anomaly
