@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from one4all.errors import UserError
 from one4all.inference import autocast
 
-# Order statistics stored per step: enough for levels on a 1% grid, exact where n <= this.
+# Order statistics stored per step: those of the levels 0%, 1%, ..., 100% (other levels round up).
 STORED_RANKS = 101
 
 
@@ -53,17 +53,19 @@ class Calibration:
         n = len(scores)
         if n == 0:
             raise UserError("no validation windows to calibrate prediction intervals on; raise data.val_size")
-        ranks = np.unique(np.linspace(1, n, min(n, STORED_RANKS)).round().astype(np.int64))
+        # The conformal ranks of the integer levels 0..100 (so those are exact), and n.
+        ranks = np.ceil((n + 1) * np.arange(STORED_RANKS) / (STORED_RANKS - 1)).astype(np.int64)
+        ranks = np.unique(np.clip(np.append(ranks, n), 1, n))
         return cls(n, ranks, scores[ranks - 1])
 
     def half_width(self, level: float) -> np.ndarray:
         """`q_s` per horizon step for a central interval of `level` percent (standardised units)."""
         if not 0 < level < 100:
-            raise UserError(f"level {level} is not a percentage between 0 and 100; use e.g. level=[80, 95]")
+            raise UserError(f"level {_label(level)} is not a percentage between 0 and 100; use e.g. level=[80, 95]")
         rank = math.ceil((self.n + 1) * level / 100)
         if rank > self.n:
             need = math.ceil(100 / (100 - level)) - 1
-            raise UserError(f"a {level}% interval needs at least {need} calibration windows, the model has "
+            raise UserError(f"a {_label(level)}% interval needs at least {need} calibration windows, the model has "
                             f"{self.n}; lower the level or raise data.val_size (more validation windows)")
         # The smallest stored rank at or above the conformal rank: exact, or slightly conservative.
         return self.scores[int(np.searchsorted(self.ranks, rank))]

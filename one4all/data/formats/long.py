@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from one4all.data.formats.table import fill_missing, read_frame
+from one4all.data.formats.table import fill_missing, longest_run, read_frame
 from one4all.data.formats.timestamps import infer_frequency, parse_dates
 from one4all.errors import UserError
 
@@ -40,7 +40,7 @@ class Panel:
     ids: list  # the id values as given (int, str, ...)
     starts: list[pd.Timestamp]
     indptr: np.ndarray  # int64 [n_series + 1]
-    values: np.ndarray  # float32 [total rows, channels]
+    values: np.ndarray  # float64 [total rows, channels], the given values (backtests report them exactly)
     columns: list[str]
     freq: str
     observed: np.ndarray | None = None  # bool [total rows]: the target was given (not filled in)
@@ -88,7 +88,7 @@ class Panel:
                                                      np.arange(len(self.values)) - np.repeat(self.indptr[:-1],
                                                                                               self.lengths),
                                                      self.freq),
-                              **{c: self.values[:, j].astype(np.float64) for j, c in enumerate(self.columns)}})
+                              **{c: self.values[:, j] for j, c in enumerate(self.columns)}})
         frame[id_col] = frame[id_col].infer_objects()
         if observed_only and self.observed is not None:
             frame = frame[self.observed].reset_index(drop=True)
@@ -154,6 +154,11 @@ def _row(position: int) -> str:
     return f"data row {position + 1}"
 
 
+def _id(value: object) -> str:
+    """An id as the user wrote it: 10 for an integer id, 'H1' (quoted) for a text id."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _check_columns(frame: pd.DataFrame, id_col: str, time_col: str, target_col: str,
                    exog: list[str]) -> None:
     for role, col in (("id", id_col), ("time", time_col), ("target", target_col)):
@@ -178,7 +183,7 @@ def _numbers(frame: pd.DataFrame, col: str, ids: pd.Series, stamps: pd.Series) -
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise UserError(f"column {col!r} has a non-numeric value {series.iloc[row]!r} ({_row(row)}, "
-                        f"series {ids.iloc[row]!r} at {stamps.iloc[row]}); fix it or leave the cell empty")
+                        f"series {_id(ids.iloc[row])} at {stamps.iloc[row]}); fix it or leave the cell empty")
     return numbers.to_numpy(dtype=np.float64)
 
 
@@ -222,9 +227,9 @@ def _positions(stamps: pd.Series, codes: np.ndarray, starts: pd.Series, freq: st
             off_grid[rows] = found < 0
     if off_grid.any():
         row = int(np.flatnonzero(off_grid)[0])
-        raise UserError(f"series {ids.iloc[row]!r}: timestamp {stamps.iloc[row]} is not on the {freq} grid that "
-                        f"starts at its first row ({first[row]}); give every series the same frequency "
-                        "(or set data.freq)")
+        raise UserError(f"series {_id(ids.iloc[row])}: timestamp {stamps.iloc[row]} is not on the {freq} grid that "
+                        f"starts at its first row ({pd.Timestamp(first[row])}); give every series the same "
+                        "frequency (or set data.freq)")
     return pos.astype(np.int64)
 
 
@@ -254,11 +259,11 @@ def frame_to_panel(frame: pd.DataFrame, id_col: str = "unique_id", time_col: str
     if stamps.isna().any():
         row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
         raise UserError(f"unparseable timestamp {frame[time_col].iloc[row]!r} in column {time_col!r} at "
-                        f"{_row(row)} (series {ids.iloc[row]!r}); fix or drop that row")
+                        f"{_row(row)} (series {_id(ids.iloc[row])}); fix or drop that row")
     duplicated = pd.DataFrame({"id": ids, "ds": stamps}).duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise UserError(f"series {ids.iloc[row]!r} has two rows for {stamps.iloc[row]} ({_row(row)}); "
+        raise UserError(f"series {_id(ids.iloc[row])} has two rows for {stamps.iloc[row]} ({_row(row)}); "
                         f"keep one row per ({id_col}, {time_col})")
     channels = [*exog, target_col]
     values = np.stack([_numbers(frame, c, ids, stamps) for c in channels], axis=1)
@@ -278,12 +283,18 @@ def frame_to_panel(frame: pd.DataFrame, id_col: str = "unique_id", time_col: str
     observed = np.isfinite(grid[:, -1])
     gaps = np.flatnonzero(~np.isfinite(grid).all(axis=1))
     for i in np.unique(np.searchsorted(indptr, gaps, side="right") - 1):
-        name = uniques[i]
-        try:
-            grid[indptr[i]:indptr[i + 1]] = fill_missing(grid[indptr[i]:indptr[i + 1]], channels, max_missing_gap)
-        except UserError as err:
-            raise UserError(f"series {name!r} (absent time steps count as missing): {err}") from None
-    return Panel(ids=list(uniques), starts=list(starts), indptr=indptr, values=grid.astype(np.float32),
+        rows = grid[indptr[i]:indptr[i + 1]]
+        for c, col in enumerate(channels):
+            missing = ~np.isfinite(rows[:, c])
+            run, start = longest_run(missing) if missing.any() else (0, 0)
+            if missing.all() or run > max_missing_gap:
+                when = pd.Timestamp(starts.iloc[i]) + start * to_offset(freq)
+                what = "has no values" if missing.all() else f"misses {run} steps in a row from {when}"
+                raise UserError(f"series {_id(uniques[i])}: {col!r} {what} (absent rows count as missing); at most "
+                                f"data.max_missing_gap={max_missing_gap} are interpolated: fill the gap (e.g. "
+                                "utilsforecast.preprocessing.fill_gaps and a value) or drop the series")
+        grid[indptr[i]:indptr[i + 1]] = fill_missing(rows, channels, max_missing_gap)
+    return Panel(ids=list(uniques), starts=list(starts), indptr=indptr, values=grid,
                  columns=channels, freq=freq, observed=observed)
 
 

@@ -33,6 +33,9 @@ class PanelWindows(Dataset):
         count = np.maximum(windows.count, 0)
         # Series-major sample order: sample i belongs to the series whose cumulative count passes i.
         self.cumulative = torch.from_numpy(np.cumsum(count).astype(np.int64))
+        # Validation and test hold as many windows per series: they are ordered window-major instead,
+        # so a prefix of the split (trainer.limit_val_batches) covers every series, not the first few.
+        self.per_series = int(count[0]) if len(count) and (count == count[0]).all() else None
         self.first = torch.from_numpy((indptr[:-1] + windows.first).astype(np.int64))
         self.seq_len, self.horizon = seq_len, horizon
         self.channel_independent, self.target = channel_independent, target
@@ -48,6 +51,9 @@ class PanelWindows(Dataset):
 
     def locate(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(series index, first input row in the flat array) of each sample."""
+        if self.per_series is not None:
+            series = indices % len(self.first)
+            return series, self.first[series] + indices // len(self.first)
         series = torch.searchsorted(self.cumulative, indices, right=True)
         before = torch.where(series > 0, self.cumulative[(series - 1).clamp_min(0)], 0)
         return series, self.first[series] + indices - before
