@@ -99,8 +99,9 @@ def cmd_forecast(argv: list[str]) -> int:
     from one4all.forecast_files import forecast_csv
 
     future = forecast_csv(args.run, args.csv, args.out, args.plot, args.horizon, args.level)
-    print(f"forecast: {len(future)} rows x {len(future.columns)} columns ({', '.join(map(str, future.columns[:4]))}"
-          f"{', ...' if len(future.columns) > 4 else ''}) -> {args.out}" + (f"\nplot: {args.plot}" if args.plot else ""))
+    columns = ", ".join(map(str, future.columns[:4])) + (", ..." if len(future.columns) > 4 else "")
+    print(f"forecast: {len(future)} rows x {len(future.columns)} columns ({columns}) -> {args.out}"
+          + (f"\nplot: {args.plot}" if args.plot else ""))
     return 0
 
 
