@@ -82,10 +82,10 @@ class Forecaster:
             refit: bool | None = None) -> Forecaster:
         """Train with the toolkit's training loop; returns self.
 
-        By default the last `val_size` (null: 2 x horizon) steps of each series are held out for early
-        stopping and interval calibration, `test_size` more for a test (none by default), and with
-        `refit=True` a second model then trains on every row. Given here, they replace the forecaster's.
-        """
+        By default the last `val_size` (null: 2 x horizon, at least horizon + 19) steps of each series are
+        held out for early stopping and interval calibration, `test_size` more for a test (none by default),
+        and with `refit=True` a second model then trains on every row. Given here, they replace the
+        forecaster's."""
         from one4all.fitting import fit
 
         if not isinstance(df, pd.DataFrame):

@@ -132,7 +132,7 @@ def interval_bounds(point: np.ndarray, scale: np.ndarray, calibration: Calibrati
 
 
 def validation_scores(predict: Any, dataset: Dataset, max_windows: int, precision: str,
-                      batch_size: int = 512) -> np.ndarray:
+                      device: torch.device | str = "cpu", batch_size: int = 512) -> np.ndarray:
     """|forecast - truth| per horizon step on (up to `max_windows` evenly spread) windows of `dataset`.
 
     `predict(batch)` returns the scaled forecast `[batch, horizon, k]` of the scored channels (the task
@@ -140,7 +140,7 @@ def validation_scores(predict: Any, dataset: Dataset, max_windows: int, precisio
     """
     chosen = evenly_spaced(len(dataset), max_windows)
     rows = []
-    with torch.no_grad(), autocast(precision):
+    with torch.no_grad(), autocast(precision, device):
         for start in range(0, len(chosen), batch_size):
             batch = dataset.__getitems__(chosen[start:start + batch_size].tolist())
             error = (predict(batch).float() - batch["y"]).abs()  # [b, horizon, k]

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from one4all.config import build_object
 from one4all.conformal import Calibration, validation_scores
 from one4all.data.windows.forecast import ForecastWindowing
 from one4all.efficiency import resolve_precision
@@ -33,7 +33,11 @@ log = logging.getLogger(__name__)
 
 def is_forecasting(cfg: DictConfig) -> bool:
     """Whether the run forecasts windows of a table or of long-format series (not M4, zero-shot, ...)."""
-    return isinstance(build_object(cfg.task.protocol), ForecastWindowing)
+    try:
+        protocol = get_class(str(cfg.task.protocol._target_))
+    except (ImportError, ValueError, AttributeError):
+        return False  # train.build reports a bad protocol with its own message
+    return issubclass(protocol, ForecastWindowing)
 
 
 def calibration_hook(max_windows: int, precision: str) -> AfterTraining:
@@ -49,7 +53,7 @@ def calibration_hook(max_windows: int, precision: str) -> AfterTraining:
         def predict(batch: dict[str, torch.Tensor]) -> torch.Tensor:
             return task.predict_batch({k: v.to(device) for k, v in batch.items()}).cpu()
 
-        calibration = Calibration.from_scores(validation_scores(predict, val, max_windows, precision))
+        calibration = Calibration.from_scores(validation_scores(predict, val, max_windows, precision, device))
         return {"intervals": calibration.to_dict()}, {"intervals": calibration.summary()}
 
     return calibrate

@@ -150,9 +150,9 @@ def test_refit_trains_on_every_row(tmp_path):
 
     metrics, weights = trained(frame, True, "refit")
     assert metrics["data"]["n_train_rows"] == len(frame) and metrics["data"]["split"] == "all"
-    assert metrics["fit"]["refit"] and metrics["fit"]["selection"]["n_train_rows"] == len(frame) - 4 * 24
+    assert metrics["fit"]["refit"] and metrics["fit"]["selection"]["n_train_rows"] == len(frame) - 4 * 31
     assert (tmp_path / "refit" / "selection" / "model" / "model.json").is_file()
-    assert metrics["intervals"]["n_windows"] == 4 * 13  # the selection run's held-out windows
+    assert metrics["intervals"]["n_windows"] == 4 * 20  # the selection run's held-out windows (12 + 19 rows)
     last = frame.index[-1]
     changed = frame.assign(y=frame["y"].where(frame.index != last, 1000.0))
     _, refit_changed = trained(changed, True, "refit_changed")
@@ -209,12 +209,12 @@ def test_a_one_row_series_is_skipped_by_name(tmp_path, caplog):
     frame = pd.concat([waves(), pd.DataFrame({"unique_id": ["lonely"], "ds": [pd.Timestamp("2024-01-02")],
                                               "y": [3.0]})])
     forecaster = Forecaster(horizon=12, seq_len=24, overrides=TINY).fit(frame)
-    assert forecaster.metrics["data"]["skipped"] == {"lonely": "1 row < 60"}
+    assert forecaster.metrics["data"]["skipped"] == {"lonely": "1 row < 67"}
     assert "lonely (1 row)" in caplog.text
     out = forecaster.predict(frame)
     assert sorted(out["unique_id"].unique()) == ["s0", "s1", "s2", "s3"]
     assert "skipping 1 series with fewer than seq_len=24 rows: lonely" in caplog.text
-    with pytest.raises(UserError, match="a 99% interval needs at least 99 calibration windows, the model has 52"):
+    with pytest.raises(UserError, match="a 99% interval needs at least 99 calibration windows, the model has 80"):
         forecaster.predict(frame, level=[99])
 
 
@@ -224,9 +224,9 @@ def test_wide_fit_modes_and_intervals(tmp_path):
                           "sales": 200 + 50 * np.sin(2 * np.pi * t / 24), "price": 9.5 + 0.01 * t})
     default = Forecaster(target="sales", horizon=12, features="S", seq_len=32, overrides=TINY).fit(frame)
     data = default.metrics["data"]
-    # a user's table holds out only the validation rows (2 x 12): no test split, no test metrics
-    assert data["split"] == "holdout" and data["rows"] == {"train": [0, 376], "val": [344, 400], "test": None}
-    assert data["n_train_rows"] == 376 and not [k for k in default.metrics if k.startswith("test/")]
+    # a user's table holds out only the validation rows (12 + 19: 20 windows): no test split, no test metrics
+    assert data["split"] == "holdout" and data["rows"] == {"train": [0, 369], "val": [337, 400], "test": None}
+    assert data["n_train_rows"] == 369 and not [k for k in default.metrics if k.startswith("test/")]
     out = default.predict(frame, level=[80])
     assert list(out.columns) == ["date", "sales", "sales-lo-80", "sales-hi-80"]
     assert (out["sales-lo-80"] < out["sales"]).all() and (out["sales"] < out["sales-hi-80"]).all()
@@ -234,3 +234,7 @@ def test_wide_fit_modes_and_intervals(tmp_path):
         frame, val_size=24, test_size=48)
     assert tested.metrics["data"]["rows"]["test"] == [320, 400] and "test/mse" in tested.metrics
     assert tested.metrics["data"]["n_test_samples"] == 48 - 12 + 1
+    refit = Forecaster(target="sales", horizon=12, features="S", seq_len=32, overrides=TINY).fit(frame, refit=True)
+    assert refit.metrics["data"]["rows"] == {"train": [0, 400], "val": None, "test": None}
+    assert refit.metrics["fit"]["selection"]["n_train_rows"] == 369 and "sales-hi-95" in refit.predict(
+        frame, level=[95]).columns

@@ -124,7 +124,7 @@ def test_exogenous_inputs_reach_only_a_network_that_mixes_channels():
 def test_cutoff_and_too_short_everywhere():
     data = LongData(frame=stores(), cutoff="2024-01-01 20:00", split="all").load(seq_len=8, horizon=4)
     assert data.panel.lengths.tolist() == [21, 20, 19]
-    with pytest.raises(UserError, match="no series is long enough: seq_len=30 \\+ horizon=4 \\+ val_size=8 needs 42"):
+    with pytest.raises(UserError, match="no series is long enough: seq_len=30 \\+ horizon=4 \\+ val_size=23 needs 57"):
         LongData(frame=stores()).load(seq_len=30, horizon=4)
     with pytest.raises(UserError, match="data=long needs data.path"):
         LongData()

@@ -84,9 +84,15 @@ def ratio_borders(n_rows: int, seq_len: int, horizon: int = 0, train: float = 0.
     return Borders((0, n_train), (n_train - seq_len, n_train + n_val), (n_rows - n_test - seq_len, n_rows))
 
 
+# Validation windows per series by default: enough to calibrate a 95% interval on a single series.
+MIN_VAL_WINDOWS = 20
+
+
 def default_val_size(horizon: int) -> int:
-    """Validation rows when `data.val_size` is null: two horizons, i.e. horizon + 1 windows of stride 1."""
-    return 2 * max(horizon, 1)
+    """Validation rows when `data.val_size` is null: two horizons, and at least `MIN_VAL_WINDOWS`
+    windows of stride 1 (horizon + 19 rows)."""
+    h = max(horizon, 1)
+    return max(2 * h, h + MIN_VAL_WINDOWS - 1)
 
 
 def holdout_sizes(seq_len: int, horizon: int, val_size: int | None, test_size: int) -> tuple[int, int]:
