@@ -1,11 +1,11 @@
 """The model artifact: trainable tensors (safetensors) + a JSON manifest. No pickle anywhere.
 
-Frozen tensors are not stored, except learned ones that were frozen later (PreLoRA's switched
-modules, `adapters/switch.py`). GPT-2 comes from its source (hub id / directory, or a seed for a
-random-init backbone); frozen random parts that are not GPT-2 (the `reference` preset's patch
-embedding and head base weight) are regenerated from their stored seed. Both are verified
-against stored SHA-256 checksums, so a different GPT-2 or a torch version whose RNG differs
-fails loudly instead of predicting garbage.
+Frozen tensors are not stored, except learned ones that were frozen later (what the network's
+`stored_frozen()` names, e.g. modules an adaptation method switched to LoRA during training).
+GPT-2 comes from its source (hub id / directory, or a seed for a random-init backbone); frozen
+random parts that are not GPT-2 (the `reference` preset's patch embedding and head base weight)
+are regenerated from their stored seed. Both are verified against stored SHA-256 checksums, so a
+different GPT-2 or a torch version whose RNG differs fails loudly instead of predicting garbage.
 """
 
 from __future__ import annotations
@@ -23,10 +23,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from one4all.adapters.switch import kept_frozen
 from one4all.atomic import atomic_write_text, umask_mode
 from one4all.config import build_object
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 
 FORMAT = "one4all-artifact"
@@ -35,10 +34,10 @@ MANIFEST = "model.json"
 TENSORS = "trainable.safetensors"
 
 
-def frozen_checksums(network: nn.Module) -> dict[str, str]:
+def frozen_checksums(network: Network) -> dict[str, str]:
     """SHA-256 over frozen parameters, split into the GPT-2 backbone and everything else."""
     digests = {"backbone": hashlib.sha256(), "other": hashlib.sha256()}
-    stored = kept_frozen(network)
+    stored = network.stored_frozen()
     for name, param in sorted(network.named_parameters()):
         if param.requires_grad or name in stored:
             continue
@@ -48,14 +47,14 @@ def frozen_checksums(network: nn.Module) -> dict[str, str]:
     return {k: v.hexdigest() for k, v in digests.items()}
 
 
-def trainable_tensors(network: nn.Module) -> dict[str, torch.Tensor]:
-    """Trainable parameters, persistent buffers and frozen-but-learned weights (PreLoRA's switched
-    modules): everything a fresh network cannot regenerate."""
-    frozen = {name for name, p in network.named_parameters() if not p.requires_grad} - kept_frozen(network)
+def trainable_tensors(network: Network) -> dict[str, torch.Tensor]:
+    """Trainable parameters, persistent buffers and frozen-but-learned weights (`stored_frozen`):
+    everything a fresh network cannot regenerate."""
+    frozen = {name for name, p in network.named_parameters() if not p.requires_grad} - network.stored_frozen()
     return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items() if k not in frozen}
 
 
-def save_artifact(directory: str | Path, network: nn.Module, network_config: dict, io: IOSpec,
+def save_artifact(directory: str | Path, network: Network, network_config: dict, io: IOSpec,
                   extra: dict[str, Any]) -> Path:
     """Write the artifact into `directory` (created; replaced atomically if it exists)."""
     directory = Path(directory)

@@ -26,7 +26,7 @@ from pandas.tseries.frequencies import to_offset
 from one4all.config import build_object, compose_config, quote
 from one4all.conformal import check_levels
 from one4all.data.formats.long import Panel, frame_to_panel, grid_steps, shift_stamps
-from one4all.data.windows.panel import PanelWindowing
+from one4all.data.windows.panel import PanelProtocol
 from one4all.errors import UserError
 from one4all.fitting import fit
 from one4all.metrics import mase_scale, smape_terms
@@ -76,7 +76,7 @@ def cross_validate(overrides: list[str], data_inputs: dict[str, Any], n_windows:
     named `alias` if given, else after the network) and the full panel."""
     levels = check_levels(level)
     cfg, _ = compose_config([*overrides, f"hydra.run.dir={quote(run_dir)}"])
-    if not isinstance(build_object(cfg.task.protocol), PanelWindowing):
+    if not isinstance(build_object(cfg.task.protocol), PanelProtocol):
         raise UserError("backtests take long-format data: data=long data.path=FILE (Python: a DataFrame with "
                         "unique_id, ds, y); reshape a wide table with DataFrame.melt")
     spec = build_object(cfg.data, **data_inputs)

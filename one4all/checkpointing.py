@@ -20,6 +20,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
 from one4all.atomic import atomic_write
+from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.errors import UserError
 
 LAST = "last.ckpt"
@@ -89,7 +90,8 @@ class ResumeCheckpoint(Checkpoint):
 
     def __init__(self, dirpath: str | Path, every_n_train_steps: int = 0) -> None:
         if every_n_train_steps < 0:
-            raise UserError(f"checkpoint.every_n_train_steps={every_n_train_steps}; use 0 (off) or a positive count")
+            raise UserError(f"callbacks.last_checkpoint.every_n_train_steps={every_n_train_steps}; use 0 (off) or a "
+                            "positive count")
         self.path = Path(dirpath) / LAST
         self.every_n_train_steps = every_n_train_steps
         self._pending: dict[str, Any] | None = None
@@ -121,14 +123,14 @@ class ResumeCheckpoint(Checkpoint):
         if torch.cuda.is_available() and trainer.strategy.root_device.type == "cuda":
             rng["cuda"] = _gathered(trainer, torch.cuda.get_rng_state())
         data = trainer.datamodule
-        position = data.train_position(done, finished) if hasattr(data, "train_position") else None
+        position = data.train_position(done, finished) if isinstance(data, TimeSeriesDataModule) else None
         checkpoint[STATE_KEY] = {"data": position, "rng": rng, "should_stop": bool(trainer.should_stop)}
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get(STATE_KEY)
         if state is None or trainer.state.fn != TrainerFn.FITTING:
             return
-        if state["data"] is not None and hasattr(trainer.datamodule, "resume_at"):
+        if state["data"] is not None and isinstance(trainer.datamodule, TimeSeriesDataModule):
             trainer.datamodule.resume_at(state["data"])
         trainer.should_stop = state["should_stop"]
         self._pending = state["rng"]

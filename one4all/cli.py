@@ -96,12 +96,18 @@ def cmd_forecast(argv: list[str]) -> int:
     parser.add_argument("--horizon", type=int, help="steps to forecast (default and maximum: the model's)")
     parser.add_argument("--level", type=float, nargs="+", help="prediction interval levels in percent, e.g. 80 95")
     args = parser.parse_args(argv)
+    import pandas as pd
+
     from one4all.forecast_files import forecast_csv
 
     future = forecast_csv(args.run, args.csv, args.out, args.plot, args.horizon, args.level)
-    columns = ", ".join(map(str, future.columns[:4])) + (", ..." if len(future.columns) > 4 else "")
-    print(f"forecast: {len(future)} rows x {len(future.columns)} columns ({columns}) -> {args.out}"
-          + (f"\nplot: {args.plot}" if args.plot else ""))
+    if pd.api.types.is_datetime64_any_dtype(future.iloc[:, 0]):  # a table: date + channels (+ bounds)
+        first, last = future.iloc[0, 0], future.iloc[-1, 0]
+        channels = [c for c in future.columns[1:] if "-lo-" not in str(c) and "-hi-" not in str(c)]
+        what = f"{len(future)} steps ({first} .. {last}) x {len(channels)} channel(s)"
+    else:  # long format: id, time, forecast (+ bounds)
+        what = f"{len(future)} rows for {future.iloc[:, 0].nunique()} series"
+    print(f"forecast: {what} -> {args.out}" + (f"\nplot: {args.plot}" if args.plot else ""))
     return 0
 
 

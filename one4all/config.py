@@ -39,9 +39,18 @@ def compose_config(overrides: list[str], config_name: str = "train") -> tuple[Di
         # Every process composes its own config: a `${now:...}` directory would differ between them.
         raise UserError("this is one process of a multi-process launch (torchrun, srun or NODE_RANK): pass "
                         "hydra.run.dir=<a directory on shared storage> so that every process uses the same one")
+    if "adapter" not in cfg.get("model", {}) and any(_is_adapter_override(o) for o in overrides):
+        # Baselines train all their parameters: an adapter would be silently ignored.
+        raise UserError(f"model {cfg.model.get('_target_', '?').rsplit('.', 1)[-1]} trains all its parameters and "
+                        "takes no adapter; drop the adapter override (adapters apply to the GPT-2 models)")
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, run_dir
+
+
+def _is_adapter_override(override: str) -> bool:
+    key = override.lstrip("+~").split("=", 1)[0]
+    return key == "adapter" or key.startswith(("adapter.", "adapter@"))
 
 
 def _started_by_launcher() -> bool:
@@ -69,7 +78,7 @@ def build_object(node: Any, **kwargs: Any) -> Any:
         if isinstance(cause, UserError):
             raise cause from None
         if isinstance(cause, TypeError) and "argument" in str(cause):
-            target = node.get("_target_", "?") if hasattr(node, "get") else "?"
+            target = node.get("_target_", "?") if isinstance(node, dict | DictConfig) else "?"
             raise UserError(f"config for {target}: {cause}; fix the key in its config group") from err
         raise
 

@@ -85,6 +85,8 @@ def resolve_precision(precision: str) -> str:
         return precision
     if torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    # Private torch helpers that not every build has (probed, not called blindly): a build
+    # without them cannot tell, and fp32 is the safe answer.
     cpu_bf16 = getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
     cpu_amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     return "bf16-mixed" if (cpu_bf16 or cpu_amx) else "32-true"

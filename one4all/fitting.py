@@ -23,7 +23,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from one4all.conformal import Calibration, validation_scores
-from one4all.data.windows.forecast import ForecastWindowing
+from one4all.data.windows.forecast import ForecastProtocol
 from one4all.efficiency import resolve_precision
 from one4all.errors import UserError
 from one4all.train import AfterTraining, Run, run
@@ -37,7 +37,7 @@ def is_forecasting(cfg: DictConfig) -> bool:
         protocol = get_class(str(cfg.task.protocol._target_))
     except (ImportError, ValueError, AttributeError):
         return False  # train.build reports a bad protocol with its own message
-    return issubclass(protocol, ForecastWindowing)
+    return issubclass(protocol, ForecastProtocol)
 
 
 def calibration_hook(max_windows: int, precision: str) -> AfterTraining:
@@ -78,7 +78,8 @@ def refit_config(cfg: DictConfig, steps: int) -> DictConfig:
         refit.trainer.max_epochs = -1
         refit.trainer.limit_val_batches = 0
         refit.trainer.num_sanity_val_steps = 0
-        refit.early_stopping.patience = 0
+        if refit.get("callbacks") is not None:
+            refit.callbacks.early_stopping = None  # nothing to stop on: no validation
     return refit
 
 

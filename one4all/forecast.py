@@ -123,7 +123,7 @@ class TrainedForecaster:
 
     @property
     def channel_independent(self) -> bool:
-        return getattr(self.network, "channel_independent", False)
+        return self.network.channel_independent
 
     @property
     def name(self) -> str:

@@ -14,15 +14,14 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from one4all.artifact import save_artifact
 from one4all.atomic import atomic_write_text
-from one4all.checkpointing import AtomicCheckpointIO, ResumeCheckpoint, resolve_ckpt_path
+from one4all.checkpointing import AtomicCheckpointIO, resolve_ckpt_path
 from one4all.config import build_object
-from one4all.contract import IOSpec
+from one4all.contract import VAL_LOSS, IOSpec, Network, RunHooks
 from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.efficiency import (
     ThroughputMonitor,
@@ -36,20 +35,12 @@ from one4all.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def network_config(cfg: DictConfig, network: torch.nn.Module) -> dict[str, Any]:
+def network_config(cfg: DictConfig, network: Network) -> dict[str, Any]:
     """The model config as it must be replayed to rebuild this exact network."""
     config = OmegaConf.to_container(cfg.model, resolve=True)
-    info = getattr(network, "backbone_info", None)
-    if info is not None and "backbone" in config:
-        # Record what happened, not what was asked: `auto` must not switch sources on reload.
-        config["backbone"]["init"] = "pretrained" if info["pretrained"] else "random"
-    spec = getattr(network, "adapter_spec", None)
-    if spec is not None and isinstance(config.get("adapter"), dict):
-        # Settings estimated while building (GeLoRA ranks, WeLore kept ranks) are replayed on reload,
-        # and modules switched to LoRA during training (PreLoRA) rebuild in their final form.
-        config["adapter"].update(spec.replay())
-        if spec.switched:
-            config["adapter"]["switched"] = dict(spec.switched)
+    for key, updates in network.replay_config().items():
+        if isinstance(config.get(key), dict):
+            config[key].update(updates)
     return config
 
 
@@ -61,7 +52,7 @@ class Run:
     protocol: Any
     loaded: Any
     io: IOSpec
-    network: torch.nn.Module
+    network: Network
     datamodule: TimeSeriesDataModule
     task: L.LightningModule
 
@@ -77,36 +68,52 @@ def build(cfg: DictConfig, data_inputs: dict[str, Any] | None = None) -> Run:
     loaded = protocol.load(data)
     io = protocol.io_spec(loaded)
     network = build_object(cfg.model, io=io)
-    datasets = protocol.datasets(loaded, getattr(network, "channel_independent", False), data.train_fraction)
-    calibrate = getattr(network, "calibrate", None)
-    if calibrate is not None:
-        calibrate(datasets["train"])
+    datasets = protocol.datasets(loaded, network.channel_independent, data.train_fraction)
+    network.calibrate(datasets["train"])
     datamodule = TimeSeriesDataModule(datasets, data.batch_size, data.eval_batch_size, data.num_workers,
                                       paper_compat=cfg.paper_compat, seed=cfg.seed)
     task = build_object(cfg.task.module, network=network, **protocol.task_inputs(loaded))
     return Run(data, protocol, loaded, io, network, datamodule, task)
 
 
+def make_callbacks(cfg: DictConfig, run_dir: Path) -> list[L.Callback]:
+    """The `callbacks` group, in order; a null `dirpath` is the run's checkpoints folder and a null
+    `monitor` the task's validation loss (`contract.VAL_LOSS`)."""
+    defaults = {"dirpath": str(run_dir / "checkpoints"), "monitor": VAL_LOSS}
+    callbacks = []
+    for node in (cfg.get("callbacks") or {}).values():
+        if node is None:  # `callbacks.<name>=null` removes a default callback
+            continue
+        filled = {key: value for key, value in defaults.items() if key in node and node[key] is None}
+        callbacks.append(build_object(node, **filled))
+    return callbacks
+
+
+def make_logger(cfg: DictConfig, run_dir: Path) -> Logger:
+    """The `logger` group; a null `save_dir` (or MLflow `tracking_uri`) keeps the logs in the run directory."""
+    node = cfg.logger
+    filled = {}
+    if node.get("save_dir", "") is None:
+        filled["save_dir"] = str(run_dir)
+    if node.get("tracking_uri", "") is None:
+        filled["tracking_uri"] = (run_dir / "mlruns").as_uri()
+    try:
+        return build_object(node, **filled)
+    except (ImportError, ModuleNotFoundError) as err:
+        raise UserError(f"logger {node._target_.rsplit('.', 1)[-1]} needs a package that is not installed "
+                        f"({err}); install the extra, e.g. pip install \"one4all[tensorboard]\" or "
+                        "\"one4all[mlflow]\", or use logger=csv") from None
+
+
 def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, precision: str) -> L.Trainer:
-    """The Lightning trainer of a run: checkpoints, early stopping, logs under `run_dir`."""
-    checkpoints = run_dir / "checkpoints"
-    # Listed before ResumeCheckpoint: Lightning keeps checkpoint callbacks last, in this order, so
-    # `trainer.checkpoint_callback` is the best-model one and last.ckpt stores its updated state.
-    best = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1)
-    callbacks = [best, ResumeCheckpoint(checkpoints, cfg.checkpoint.every_n_train_steps), monitor]
-    if cfg.early_stopping.patience:
-        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.early_stopping.patience,
-                                       check_on_train_epoch_end=False, strict=False,
-                                       min_delta=cfg.early_stopping.min_delta))
-    callbacks += [build_object(node) for node in (cfg.get("callbacks") or {}).values()]
+    """The Lightning trainer of a run: callbacks and logger from their config groups, under `run_dir`."""
+    callbacks = [*make_callbacks(cfg, run_dir), monitor]
     # Val/test metrics are already all-reduced by ErrorAccumulator; Lightning cannot know that.
     warnings.filterwarnings("ignore", message=r".*self\.log\('(val|test)/.*sync_dist=True", category=UserWarning)
     # The data module splits data across ranks itself (disjoint training order that can resume
     # mid-epoch, unpadded evaluation shards), so Lightning must not inject DistributedSampler.
     return instantiate(cfg.trainer, callbacks=callbacks, precision=precision, default_root_dir=str(run_dir),
-                       # Each row is written when logged (not every 100 steps): a killed run keeps its history.
-                       logger=CSVLogger(str(run_dir), name="logs", version="", flush_logs_every_n_steps=1),
-                       use_distributed_sampler=False,
+                       logger=make_logger(cfg, run_dir), use_distributed_sampler=False,
                        plugins=[AtomicCheckpointIO()])
 
 
@@ -165,9 +172,9 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     precision = resolve_precision(cfg.trainer.precision)
     monitor = ThroughputMonitor()
     trainer = make_trainer(cfg, run_dir, monitor, precision)
-    for callback in trainer.callbacks:  # callbacks that refuse a run (PreLoRA under DDP) do it before any file
-        if callable(getattr(callback, "check_run", None)):
-            callback.check_run(trainer, built.network)
+    hooks = [callback for callback in trainer.callbacks if isinstance(callback, RunHooks)]
+    for callback in hooks:  # a callback that cannot serve this run refuses it before any file exists
+        callback.check_run(trainer, built.network)
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -199,8 +206,7 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     metrics.update({
         "data": {**built.protocol.describe(built.loaded), **built.datamodule.sizes(),
                  "train_fraction": built.data.train_fraction},
-        "backbone": getattr(network, "backbone_info", None),
-        **({"adapter": network.adapter_report} if getattr(network, "adapter_report", None) else {}),
+        **network.run_report(),
         "efficiency": {**count_parameters(network), "artifact_bytes": directory_bytes(artifact),
                        "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision},
         "run": {"seed": cfg.seed, "wall_time_s": round(time.perf_counter() - started, 1),
@@ -208,9 +214,8 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
                 "selected_checkpoint": "best" if best else "last", "world_size": trainer.world_size,
                 "resumed_from": ckpt_path, "torch": torch.__version__},
     })
-    for callback in trainer.callbacks:  # callbacks with something to say about the run (PreLoRA's switch)
-        if callable(getattr(callback, "report", None)):
-            metrics.update(callback.report())
+    for callback in hooks:  # callbacks with something to say about the run
+        metrics.update(callback.report())
     metrics.update(metrics_extra)
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     return metrics

@@ -32,12 +32,12 @@ from pathlib import Path
 
 MB = 1024 * 1024
 PROJECTIONS = ["c_attn", "attn_proj", "mlp_fc", "mlp_proj"]
-# AdapterSpec arguments of the non-preset variants; dropout off so that no mask of the adapter
+# Adapter spec arguments of the non-preset variants; dropout off so that no mask of the adapter
 # input's size is kept (configs/adapter/lars.yaml).
 VARIANTS = {
     "rslora_all": {"lora_targets": ["wpe", "head", *PROJECTIONS], "dropout": 0.0},
     "lars": {"lora_targets": ["wpe", "head", *PROJECTIONS], "dropout": 0.0, "velora_groups": 32,
-             "velora_parts": PROJECTIONS},
+             "velora_parts": PROJECTIONS},  # built as VeLoRASpec (configs/adapter/lars.yaml)
 }
 
 
@@ -52,13 +52,14 @@ def measure(preset: str, seq_len: int, precision: str, batch: int, horizon: int,
     """One configuration, in this process."""
     import torch
 
-    from one4all.adapters import AdapterSpec
+    from one4all.adapters import LoRASpec
+    from one4all.adapters.velora import VeLoRASpec
     from one4all.contract import IOSpec
     from one4all.models.backbone import BackboneSpec
     from one4all.models.one4all import One4All
 
     torch.manual_seed(0)
-    spec = AdapterSpec(**VARIANTS.get(preset, {"preset": preset}))
+    spec = (VeLoRASpec if preset == "lars" else LoRASpec)(**VARIANTS.get(preset, {"preset": preset}))
     net = One4All(IOSpec(seq_len, 1, horizon=horizon), BackboneSpec(init="random", n_layers=6), spec).train()
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=1e-4)

@@ -18,7 +18,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from one4all.adapters import AdapterSpec
+from one4all.adapters import LoRASpec
 from one4all.artifact import save_artifact
 from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters, directory_bytes
@@ -30,11 +30,11 @@ IO = IOSpec(seq_len=336, n_channels=7, horizon=96)
 
 def cost(rank: int, scaling: str, alpha: float) -> tuple[int, int]:
     """(trainable params, artifact bytes) of One-for-All with rsLoRA/LoRA rank `rank` on wpe + head."""
-    spec = AdapterSpec(rank=rank, alpha=alpha, scaling=scaling)
+    spec = LoRASpec(rank=rank, alpha=alpha, scaling=scaling)
     network = One4All(IO, BackboneSpec(init="random"), spec)
     config = {"_target_": "one4all.models.one4all.One4All",
               "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random"},
-              "adapter": {"_target_": "one4all.adapters.AdapterSpec", "rank": rank, "alpha": alpha,
+              "adapter": {"_target_": "one4all.adapters.lora.LoRASpec", "rank": rank, "alpha": alpha,
                           "scaling": scaling}}
     with tempfile.TemporaryDirectory() as tmp:
         artifact = save_artifact(Path(tmp) / "model", network, config, IO, extra={})

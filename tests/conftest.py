@@ -12,15 +12,10 @@ from one4all.paths import default_data_root
 # Never reach for the network in tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# The GPT-2 of `debug=tiny` (configs/debug/model/tiny_one4all.yaml), for networks built in Python.
 TINY_GPT2 = {"n_embd": 32, "n_head": 2, "n_positions": 128}
-TINY_OVERRIDES = [
-    "model.backbone.init=random",
-    "model.backbone.n_layers=2",
-    "model.backbone.config={n_embd:32,n_head:2,n_positions:128}",
-    "trainer.precision=32-true",
-    "trainer.enable_progress_bar=false",
-    "trainer.num_sanity_val_steps=0",
-]
+# Runs through the CLI/config path shrink every model family with the `debug=tiny` config group.
+TINY_OVERRIDES = ["debug=tiny"]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import torch
 from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.data.formats.anomaly import read_npy_triplet, read_psm, read_smd, read_swat, read_telemanom
 from one4all.data.sources.anomaly import TelemanomData
-from one4all.data.windows.anomaly import AnomalyWindowing, Windows, window_starts
+from one4all.data.windows.anomaly import AnomalyProtocol, Windows, window_starts
 from one4all.errors import UserError
 from one4all.metrics import PointScores, anomaly_threshold, detection_metrics, point_adjust, precision_recall_f1
 from one4all.tasks.anomaly import evaluate_scores
@@ -136,7 +136,7 @@ def test_threshold_never_reads_test_scores():
 
 
 def test_protocol_scaler_and_windows_use_train_rows_only(data_root):
-    protocol = AnomalyWindowing(seq_len=100, val_fraction=0.2)
+    protocol = AnomalyProtocol(seq_len=100, val_fraction=0.2)
     data = protocol.load(TelemanomData("P-1", root=str(data_root)))
     raw = data.series.train
     assert np.allclose(data.scaler.mean, raw[:2297].mean(axis=0))  # int(2872 * 0.8) fitting rows

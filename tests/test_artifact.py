@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from one4all.adapters import AdapterSpec
+from one4all.adapters import LoRASpec
 from one4all.artifact import MANIFEST, TENSORS, load_artifact, save_artifact
 from one4all.contract import IOSpec
 from one4all.efficiency import directory_bytes
@@ -26,14 +26,14 @@ NETWORK_CONFIG = {
     "init_seed": 5,
     "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random", "n_layers": 2,
                  "seed": 11, "config": TINY_GPT2},
-    "adapter": {"_target_": "one4all.adapters.AdapterSpec", "preset": "reference", "rank": 4},
+    "adapter": {"_target_": "one4all.adapters.lora.LoRASpec", "preset": "reference", "rank": 4},
 }
 IO = IOSpec(seq_len=48, n_channels=1, horizon=12)
 
 
 def trained_network() -> One4All:
     net = One4All(IO, BackboneSpec(init="random", n_layers=2, seed=11, config=TINY_GPT2),
-                  AdapterSpec(preset="reference", rank=4), patch_len=8, stride=4, init_seed=5)
+                  LoRASpec(preset="reference", rank=4), patch_len=8, stride=4, init_seed=5)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():  # stand-in for training: every trainable tensor moves off its init
         for p in net.parameters():

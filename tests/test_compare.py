@@ -69,7 +69,8 @@ def test_one_step_compare_on_a_tiny_dataset(tmp_path, data_root, capsys):
     code = main(["compare", "experiment=compare/etth1_96", "compare.models=[dlinear,broken]",
                  "+compare.entries.broken=['experiment=long_term/etth1_96_patchtst42','model.n_heads=3']",
                  f"data.path={tiny_csv}", "data.split=ratio", "task.seq_len=48", "task.horizon=12",
-                 "trainer.max_steps=1", "trainer.max_time=null", *TINY_OVERRIDES, f"hydra.run.dir={run_dir}"])
+                 "trainer.max_steps=1", "trainer.max_time=null", "model.backbone.init=random", *TINY_OVERRIDES,
+                 f"hydra.run.dir={run_dir}"])
     assert code == 1  # one entry failed; the other still ran and is reported
     rows = {r["model"]: r for r in csv.DictReader((run_dir / "comparison.csv").open())}
     assert set(rows) == {"dlinear", "broken"}

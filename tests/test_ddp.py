@@ -15,7 +15,7 @@ from one4all.config import compose_config
 from one4all.contract import IOSpec
 from one4all.data.samplers import EpochShuffleSampler, ShardSampler, epoch_permutation
 from one4all.data.sources.table import CsvData
-from one4all.data.windows.forecast import ForecastWindowing
+from one4all.data.windows.forecast import ForecastProtocol
 from one4all.errors import UserError
 from one4all.metrics import ErrorAccumulator
 from one4all.models.backbone import BackboneSpec
@@ -58,7 +58,7 @@ def test_ddp_test_split_is_scored_once_and_exactly(ddp_run, data_root):
     assert sorted(shards[0] + shards[1]) == list(range(19999))
     # The all-reduced DDP metric equals a single-process evaluation of the same weights.
     network, _ = load_artifact(run_dir / "model")
-    windowing = ForecastWindowing(96, 24)
+    windowing = ForecastProtocol(96, 24)
     test = windowing.datasets(windowing.load(CsvData("ETTh1/ETTh1.csv", root=str(data_root))), True)["test"]
     acc = ErrorAccumulator(7)
     with torch.no_grad():

@@ -10,12 +10,12 @@ import pytest
 from one4all.cli import main
 from one4all.config import compose_config
 from one4all.data.sources.table import CsvData
-from one4all.data.windows.forecast import ForecastWindowing
+from one4all.data.windows.forecast import ForecastProtocol
 
 
 @pytest.fixture(scope="module")
 def etth1(data_root):
-    windowing = ForecastWindowing(336, 96)
+    windowing = ForecastProtocol(336, 96)
     return windowing, windowing.load(CsvData("ETTh1/ETTh1.csv", root=str(data_root)))
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from one4all.data.sources.table import CsvData
-from one4all.data.windows.imputation import ImputationWindowing, MaskedWindows
+from one4all.data.windows.imputation import ImputationProtocol, MaskedWindows
 from one4all.errors import UserError
 from one4all.metrics import ErrorAccumulator
 from one4all.models.encoder import ObservedNorm
@@ -43,7 +43,7 @@ def test_evaluation_masks_are_fixed_per_window_and_train_masks_are_not():
 
 
 def test_etth1_protocol(data_root):
-    protocol = ImputationWindowing(seq_len=96, mask_ratio=0.125)
+    protocol = ImputationProtocol(seq_len=96, mask_ratio=0.125)
     data = protocol.load(CsvData("ETTh1/ETTh1.csv", root=str(data_root)))
     sets = protocol.datasets(data, channel_independent=True)
     # ETT borders with L=96: 8640 - 96 + 1 train windows; val/test 2976 rows -> 2881 windows
@@ -51,7 +51,7 @@ def test_etth1_protocol(data_root):
     io = protocol.io_spec(data)
     assert (io.kind, io.masked, io.seq_len, io.n_channels) == ("reconstruct", True, 96, 7)
     with pytest.raises(UserError, match="mask_ratio"):
-        ImputationWindowing(seq_len=96, mask_ratio=1.0)
+        ImputationProtocol(seq_len=96, mask_ratio=1.0)
 
 
 def test_observed_norm_ignores_hidden_entries():

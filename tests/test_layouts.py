@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from one4all.adapters import AdapterSpec
+from one4all.adapters import LoRASpec
 from one4all.artifact import load_artifact, save_artifact
 from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
@@ -31,13 +31,13 @@ R = 16
     (CLASSIFY, {"patch_len": 4, "stride": 1}, 6, R * (1024 + 768) + R * (768 * 24 + 9)),  # 323,728
 ])
 def test_reference_counts_at_gpt2_small(io, kwargs, n_layers, expected):
-    net = One4All(io, BackboneSpec(init="random", n_layers=n_layers), AdapterSpec(), **kwargs)
+    net = One4All(io, BackboneSpec(init="random", n_layers=n_layers), LoRASpec(), **kwargs)
     assert count_parameters(net)["trainable_params"] == expected
     assert all("lora_" in n for n, p in net.named_parameters() if p.requires_grad)
 
 
 def test_gpt4ts_preset_trains_embedding_head_and_norms():
-    net = One4All(IMPUTE, TINY, AdapterSpec(preset="gpt4ts"))
+    net = One4All(IMPUTE, TINY, LoRASpec(preset="gpt4ts"))
     lns = 2 * 2 * 2 * 32 + 2 * 32
     conv, head, head_norm = 7 * 32 * 3, 32 * 7 + 7, 2 * 32
     assert count_parameters(net)["trainable_params"] == lns + 128 * 32 + conv + head + head_norm
@@ -90,7 +90,7 @@ def test_layout_errors_are_one_line():
     with pytest.raises(UserError, match="channel_embedding=linear"):
         One4All(IOSpec(100, 40, kind="reconstruct"), TINY)
     with pytest.raises(UserError, match="no weights"):
-        One4All(ANOMALY, TINY, AdapterSpec(lora_targets=["patch_embedding"]))
+        One4All(ANOMALY, TINY, LoRASpec(lora_targets=["patch_embedding"]))
     assert One4All(IOSpec(100, 40, kind="reconstruct"), TINY, channel_embedding="linear")(
         torch.randn(1, 100, 40)).shape == (1, 100, 40)
 
@@ -101,8 +101,8 @@ def test_artifact_regenerates_frozen_embeddings_and_heads(tmp_path, io, extra):
     config = {"_target_": "one4all.models.one4all.One4All", "init_seed": 3, **extra,
               "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random", "n_layers": 2,
                            "config": TINY_GPT2},
-              "adapter": {"_target_": "one4all.adapters.AdapterSpec", "preset": "reference", "rank": 4}}
-    net = One4All(io, BackboneSpec(init="random", n_layers=2, config=TINY_GPT2), AdapterSpec(rank=4),
+              "adapter": {"_target_": "one4all.adapters.lora.LoRASpec", "preset": "reference", "rank": 4}}
+    net = One4All(io, BackboneSpec(init="random", n_layers=2, config=TINY_GPT2), LoRASpec(rank=4),
                   init_seed=3, **extra)
     with torch.no_grad():
         for p in net.parameters():

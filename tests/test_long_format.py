@@ -12,7 +12,7 @@ from one4all.backtest import cutoffs, evaluate, season_length
 from one4all.conformal import Calibration, interval_bounds, interval_sides
 from one4all.data.formats.long import frame_to_panel, is_long_format, read_long_frame
 from one4all.data.sources.long import LongData
-from one4all.data.windows.panel import PanelWindowing
+from one4all.data.windows.panel import PanelProtocol
 from one4all.errors import UserError
 
 
@@ -98,8 +98,8 @@ def test_per_series_split_scaler_and_named_skip(caplog):
         t = np.arange(n_train)
         assert data.mean[k, -1] == pytest.approx(100.0 * (k + 1) + t.mean())
         assert data.std[k, -1] == pytest.approx(t.std())
-    windowing = PanelWindowing(seq_len=8, horizon=4)
-    sets = windowing.datasets(data, channel_independent=True)
+    protocol = PanelProtocol(seq_len=8, horizon=4)
+    sets = protocol.datasets(data, channel_independent=True)
     # train: n_train - 8 - 4 + 1 windows per series; val 6 - 4 + 1 = 3, test 4 - 4 + 1 = 1 per series
     assert (len(sets["train"]), len(sets["val"]), len(sets["test"])) == (9 + 3 + 19, 9, 3)
     # window-major validation: the first 3 samples are the first window of each series
@@ -108,16 +108,16 @@ def test_per_series_split_scaler_and_named_skip(caplog):
     first = data.panel.indptr[1] + 14 - 8  # series 11: inputs start seq_len rows before its validation rows
     np.testing.assert_array_equal(batch["x"][1, :, 0].numpy(), data.scaled[first:first + 8, -1])
     np.testing.assert_array_equal(batch["y"][1, :, 0].numpy(), data.scaled[first + 8:first + 12, -1])
-    assert windowing.task_inputs(data)["scale"].tolist() == data.std[:, -1].tolist()
+    assert protocol.task_inputs(data)["scale"].tolist() == data.std[:, -1].tolist()
 
 
 def test_exogenous_inputs_reach_only_a_network_that_mixes_channels():
     data = LongData(frame=stores(), exog=["price"], split="all").load(seq_len=8, horizon=4)
-    windowing = PanelWindowing(seq_len=8, horizon=4)
-    joint = windowing.datasets(data, channel_independent=False)["train"].__getitems__([0])
-    independent = windowing.datasets(data, channel_independent=True)["train"].__getitems__([0])
+    protocol = PanelProtocol(seq_len=8, horizon=4)
+    joint = protocol.datasets(data, channel_independent=False)["train"].__getitems__([0])
+    independent = protocol.datasets(data, channel_independent=True)["train"].__getitems__([0])
     assert joint["x"].shape == (1, 8, 2) and independent["x"].shape == (1, 8, 1) and joint["y"].shape == (1, 4, 1)
-    assert "val" not in windowing.datasets(data, True) and data.meta["n_train_rows"] == 94
+    assert "val" not in protocol.datasets(data, True) and data.meta["n_train_rows"] == 94
     assert LongData(frame=stores(), exog=["price"], features="S").load(8, 4).panel.columns == ["y"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from one4all.adapters import AdapterSpec
+from one4all.adapters import LoRASpec
 from one4all.config import compose_config
 from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
@@ -17,7 +17,7 @@ ALL_PARTS = ["wpe", "head", "patch_embedding", "c_attn", "attn_proj", "mlp_fc", 
 
 
 def test_lora_on_conv1d_projections_adds_scale_times_ba_in_conv1d_orientation():
-    spec = AdapterSpec(lora_targets=ALL_PARTS, rank=4, dropout=0.0)
+    spec = LoRASpec(lora_targets=ALL_PARTS, rank=4, dropout=0.0)
     net = One4All(IOSpec(64, 2, horizon=8), BackboneSpec(init="random", n_layers=2, config=TINY_GPT2), spec)
     x = torch.randn(3, 5, 32)
     for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc"):
@@ -33,7 +33,7 @@ def test_lora_on_conv1d_projections_adds_scale_times_ba_in_conv1d_orientation():
 
 @pytest.mark.parametrize("rank", [2, 1024])
 def test_table_vii_trainable_params_at_extreme_ranks(rank):
-    net = One4All(IOSpec(336, 7, horizon=96), BackboneSpec(init="random"), AdapterSpec(rank=rank))
+    net = One4All(IOSpec(336, 7, horizon=96), BackboneSpec(init="random"), LoRASpec(rank=rank))
     # r (1024 + 768) for wpe + r (768 * 42 + 96) for the head: r = 1024 gives 34.96M (paper's Table VII: 35.20M
     # averaged over H = 96..720)
     assert count_parameters(net)["trainable_params"] == rank * (1024 + 768) + rank * (768 * 42 + 96)
@@ -44,6 +44,6 @@ def test_rslora_and_lora_configs(name, scale):
     cfg, _ = compose_config([f"adapter={name}", "adapter.rank=64"])
     assert cfg.adapter.scaling == name and cfg.adapter.alpha == 16.0
     net = One4All(IOSpec(64, 2, horizon=8), BackboneSpec(init="random", n_layers=2, config=TINY_GPT2),
-                  AdapterSpec(rank=64, scaling=name))
+                  LoRASpec(rank=64, scaling=name))
     assert net.out_layer.scaling["default"] == pytest.approx(scale)
     assert net.gpt2.wpe.scaling["default"] == pytest.approx(scale)

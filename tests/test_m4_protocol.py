@@ -12,7 +12,7 @@ from one4all.cli import main
 from one4all.data.sources.collections import SeriesCollection
 from one4all.data.sources.competitions import M4Data
 from one4all.data.windows.series import SampledWindows, draw_cut_points, left_pad
-from one4all.data.windows.short_term import ShortTermWindowing
+from one4all.data.windows.short_term import ShortTermProtocol
 
 
 class Toy:
@@ -33,7 +33,7 @@ def toy(horizon: int = 2, m: int = 2) -> SeriesCollection:
 
 @pytest.fixture(scope="module")
 def hourly(data_root):
-    protocol = ShortTermWindowing(seed=7)
+    protocol = ShortTermProtocol(seed=7)
     return protocol, protocol.load(M4Data("Hourly", root=str(data_root)))
 
 
@@ -78,7 +78,7 @@ def test_sampled_windows_pad_and_mask():
 
 
 def test_train_fraction_keeps_whole_draws_first():
-    protocol = ShortTermWindowing(draws_per_series=10, seed=0)
+    protocol = ShortTermProtocol(draws_per_series=10, seed=0)
     data = protocol.load(Toy(toy()))
     full, few = protocol.train_windows(data), protocol.train_windows(data, 0.1)
     assert len(full) == 20 and len(few) == 2  # the first draw of both series
@@ -86,8 +86,8 @@ def test_train_fraction_keeps_whole_draws_first():
 
 
 def test_paper_compat_validates_on_test():
-    honest = ShortTermWindowing().load(Toy(toy()))
-    compat = ShortTermWindowing(paper_compat=True).load(Toy(toy()))
+    honest = ShortTermProtocol().load(Toy(toy()))
+    compat = ShortTermProtocol(paper_compat=True).load(Toy(toy()))
     np.testing.assert_array_equal(honest.val.y, [[11, 12], [107, 108]])
     np.testing.assert_array_equal(compat.val.y, compat.test.y)
     assert compat.test.x[1].tolist() == [105, 106, 107, 108] and compat.fit[0].tolist() == list(range(1, 13))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from one4all.adapters import AdapterSpec
+from one4all.adapters import LoRASpec
 from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
 from one4all.errors import UserError
@@ -18,7 +18,7 @@ GPT2_SMALL_RANDOM = BackboneSpec(init="random")
 
 
 def build(preset: str = "reference", horizon: int = 96, seq_len: int = 336, **adapter) -> One4All:
-    return One4All(IOSpec(seq_len, 7, horizon=horizon), GPT2_SMALL_RANDOM, AdapterSpec(preset=preset, **adapter))
+    return One4All(IOSpec(seq_len, 7, horizon=horizon), GPT2_SMALL_RANDOM, LoRASpec(preset=preset, **adapter))
 
 
 @pytest.mark.parametrize(("horizon", "expected"), [(96, 546_304), (720, 556_288)])
@@ -83,7 +83,7 @@ def test_instance_norm_uses_biased_variance_and_inverts():
 def test_forward_shape_and_channel_independence():
     torch.manual_seed(0)
     net = One4All(IOSpec(64, 3, horizon=12), BackboneSpec(init="random", n_layers=2, config=TINY_GPT2),
-                  AdapterSpec(preset="gpt4ts")).eval()
+                  LoRASpec(preset="gpt4ts")).eval()
     x = torch.randn(4, 64, 3)
     out = net(x)
     assert out.shape == (4, 12, 3)

@@ -7,9 +7,7 @@ import json
 import pytest
 import torch
 
-from one4all.adapters import AdapterSpec
-from one4all.adapters.prelora import Window, assign_ranks, cap_ranks, converged, rank_ladder
-from one4all.adapters.switch import kept_frozen, switch_to_lora
+from one4all.adapters.prelora import PreLoRASpec, Window, assign_ranks, cap_ranks, converged, rank_ladder
 from one4all.artifact import load_artifact, save_artifact
 from one4all.cli import main
 from one4all.contract import IOSpec
@@ -57,7 +55,7 @@ def test_ranks_are_capped_where_lora_would_not_be_smaller():
 
 
 def _gpt4ts() -> One4All:
-    return One4All(IO, BackboneSpec(init="random", n_layers=2, config=TINY_GPT2), AdapterSpec(preset="gpt4ts"))
+    return One4All(IO, BackboneSpec(init="random", n_layers=2, config=TINY_GPT2), PreLoRASpec())
 
 
 def test_switch_keeps_the_function_and_drops_trainable_params_to_the_hand_count():
@@ -67,12 +65,12 @@ def test_switch_keeps_the_function_and_drops_trainable_params_to_the_hand_count(
     x = torch.randn(3, 96, 1)
     before = net(x)
     ranks = {"gpt2.wpe": 8, "in_layer": 4, "out_layer": 16}
-    frozen = switch_to_lora(net, ranks, alpha=16.0, use_rslora=True)
+    net.adapter.switch(net, ranks)
     assert torch.equal(net(x), before)  # B = 0: the switch does not change the network
     expected = LAYERNORMS + 8 * sum(WPE) + 4 * sum(IN) + 16 * sum(OUT)  # 320 + 1280 + 192 + 6528
     assert count_parameters(net)["trainable_params"] == expected == 8320
     assert net.get_submodule("out_layer").lora_A["default"].weight.shape == (16, 32 * 12)
-    assert set(frozen) == kept_frozen(net) == {"gpt2.wpe.base_layer.weight", "in_layer.base_layer.weight",
+    assert net.stored_frozen() == {"gpt2.wpe.base_layer.weight", "in_layer.base_layer.weight",
                                                "in_layer.base_layer.bias", "out_layer.base_layer.weight",
                                                "out_layer.base_layer.bias"}
 
@@ -85,7 +83,7 @@ def test_switched_network_round_trips_through_the_artifact(tmp_path):
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * 0.1)
     ranks = {"gpt2.wpe": 4, "in_layer": 4, "out_layer": 8}
-    switch_to_lora(net, ranks, alpha=16.0, use_rslora=True)
+    net.adapter.switch(net, ranks)
     with torch.no_grad():
         for name, p in net.named_parameters():
             if "lora_B" in name or "lora_embedding_B" in name:
@@ -93,7 +91,7 @@ def test_switched_network_round_trips_through_the_artifact(tmp_path):
     config = {"_target_": "one4all.models.one4all.One4All",
               "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random", "n_layers": 2,
                            "config": TINY_GPT2},
-              "adapter": {"_target_": "one4all.adapters.AdapterSpec", "preset": "gpt4ts", "switched": ranks}}
+              "adapter": {"_target_": "one4all.adapters.prelora.PreLoRASpec", "switched": ranks}}
     save_artifact(tmp_path / "model", net, config, IO, extra={})
     loaded, _ = load_artifact(tmp_path / "model")
     x = torch.randn(2, 96, 1)

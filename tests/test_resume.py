@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 from one4all.checkpointing import STATE_KEY, AtomicCheckpointIO, ResumeCheckpoint, resolve_ckpt_path
 from one4all.cli import main
 from one4all.config import compose_config
+from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.errors import UserError
 from tests.conftest import TINY_OVERRIDES
 from tests.probes import REPO, subprocess_env
@@ -29,7 +30,7 @@ from tests.probes import REPO, subprocess_env
 # of 64 per epoch; 3 epochs = 54 steps; last.ckpt every 5 steps and after each validation.
 TINY_RUN = ["experiment=long_term/etth1_96", "task.seq_len=96", "task.horizon=24", "data.train_fraction=0.02",
             "data.batch_size=64", "data.eval_batch_size=1000", "trainer.max_epochs=3", "trainer.limit_val_batches=2",
-            "checkpoint.every_n_train_steps=5", *TINY_OVERRIDES]
+            "callbacks.last_checkpoint.every_n_train_steps=5", *TINY_OVERRIDES]
 
 
 def train(run_dir: Path, data_root: Path, *extra: str) -> subprocess.Popen:
@@ -162,8 +163,13 @@ def test_resume_restores_each_ranks_rng_state():
         states.append(torch.get_rng_state())
     expected = torch.rand(3)  # rank 1's next draws
     positions = []
+
+    class RecordingDataModule(TimeSeriesDataModule):
+        def resume_at(self, position: dict[str, int]) -> None:
+            positions.append(position)
+
     rank1 = SimpleNamespace(state=SimpleNamespace(fn=TrainerFn.FITTING), world_size=2, global_rank=1,
-                            should_stop=False, datamodule=SimpleNamespace(resume_at=positions.append))
+                            should_stop=False, datamodule=RecordingDataModule({}, batch_size=8))
     saved = {"data": {"epoch": 3, "samples": 128}, "rng": {"torch": torch.stack(states)}, "should_stop": True}
     callback = ResumeCheckpoint(Path("unused"))
     callback.on_load_checkpoint(rank1, None, {STATE_KEY: saved})

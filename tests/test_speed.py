@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from one4all.adapters import AdapterSpec
+from one4all.adapters import LoRASpec
 from one4all.contract import IOSpec
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec, _random, load_backbone
@@ -22,7 +22,7 @@ TINY = BackboneSpec(init="random", n_layers=2, config=TINY_GPT2)
 
 def tiny(preset: str = "reference", **kwargs) -> One4All:
     torch.manual_seed(0)
-    return One4All(IO, TINY, AdapterSpec(preset=preset, **kwargs.pop("adapter", {})), **kwargs)
+    return One4All(IO, TINY, LoRASpec(preset=preset, **kwargs.pop("adapter", {})), **kwargs)
 
 
 def test_transformer_macs_by_hand():
@@ -45,7 +45,7 @@ def test_gpt2_flops_depend_on_what_trains():
 
 
 def test_gpt2_small_etth1_matches_design():
-    net = One4All(IOSpec(336, 1, horizon=96), BackboneSpec(init="random"), AdapterSpec())
+    net = One4All(IOSpec(336, 1, horizon=96), BackboneSpec(init="random"), LoRASpec())
     count = network_flops(net)
     # DESIGN §6: ~3.6 GFLOP forward per ETTh1 sample through 6 blocks.
     assert count.forward == 2 * 6 * 42 * (12 * 768**2 + 2 * 42 * 768) == 3_599_769_600

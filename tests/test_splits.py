@@ -7,7 +7,7 @@ import pytest
 
 from one4all.data.sources.table import CsvData
 from one4all.data.splits import StandardScaler, ett_borders, ratio_borders
-from one4all.data.windows.forecast import ForecastWindowing
+from one4all.data.windows.forecast import ForecastProtocol
 from one4all.errors import UserError
 
 
@@ -38,7 +38,7 @@ def test_ett_too_short_is_a_clear_error():
 
 def test_etth1_sample_counts_channel_independent(data_root):
     data = CsvData(path="ETTh1/ETTh1.csv", root=str(data_root), split="ett_hour")
-    windowing = ForecastWindowing(seq_len=336, horizon=96)
+    windowing = ForecastProtocol(seq_len=336, horizon=96)
     sets = windowing.datasets(windowing.load(data), channel_independent=True)
     # (rows - L - H + 1) windows x 7 channels, nothing dropped.
     assert len(sets["train"]) == 8209 * 7 == 57463
@@ -48,7 +48,7 @@ def test_etth1_sample_counts_channel_independent(data_root):
 
 def test_joint_windows_hold_all_channels(data_root):
     data = CsvData(path="ETTh1/ETTh1.csv", root=str(data_root))
-    windowing = ForecastWindowing(seq_len=96, horizon=24)
+    windowing = ForecastProtocol(seq_len=96, horizon=24)
     series = windowing.load(data)
     test = windowing.datasets(series, channel_independent=False)["test"]
     assert len(test) == 2880 - 24 + 1
@@ -61,7 +61,7 @@ def test_joint_windows_hold_all_channels(data_root):
 
 def test_channel_independent_indexing_is_channel_major(data_root):
     data = CsvData(path="ETTh1/ETTh1.csv", root=str(data_root))
-    windowing = ForecastWindowing(seq_len=336, horizon=96)
+    windowing = ForecastProtocol(seq_len=336, horizon=96)
     series = windowing.load(data)
     train = windowing.datasets(series, channel_independent=True)["train"]
     sample = train[8209 * 3 + 5]  # channel 3, start 5
@@ -72,7 +72,7 @@ def test_channel_independent_indexing_is_channel_major(data_root):
 
 
 def test_few_shot_keeps_first_fraction_of_windows_and_full_scaler(data_root):
-    windowing = ForecastWindowing(seq_len=336, horizon=96)
+    windowing = ForecastProtocol(seq_len=336, horizon=96)
     full = windowing.load(CsvData(path="ETTh1/ETTh1.csv", root=str(data_root)))
     few = CsvData(path="ETTh1/ETTh1.csv", root=str(data_root), train_fraction=0.1)
     series = windowing.load(few)

@@ -14,7 +14,7 @@ from one4all.cli import main
 from one4all.config import compose_config
 from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.data.sources.table import CsvData
-from one4all.data.windows.forecast import ForecastWindowing
+from one4all.data.windows.forecast import ForecastProtocol
 from one4all.efficiency import ThroughputMonitor
 from one4all.metrics import ErrorAccumulator
 from one4all.train import make_trainer
@@ -56,7 +56,7 @@ def test_metrics_json(finished_run):
 def test_artifact_reproduces_the_reported_test_metrics(finished_run, data_root):
     network, manifest = load_artifact(finished_run / "model")
     assert manifest["data"]["columns"] == ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
-    windowing = ForecastWindowing(96, 24)
+    windowing = ForecastProtocol(96, 24)
     test = windowing.datasets(windowing.load(CsvData("ETTh1/ETTh1.csv", root=str(data_root))), True)["test"]
     acc = ErrorAccumulator(7)
     with torch.no_grad():
@@ -83,7 +83,7 @@ def test_bad_override_is_one_line_exit_2(capsys):
 
 
 def test_eval_loaders_keep_every_sample_unless_paper_compat(data_root):
-    windowing = ForecastWindowing(96, 24)
+    windowing = ForecastProtocol(96, 24)
     sets = windowing.datasets(windowing.load(CsvData("ETTh1/ETTh1.csv", root=str(data_root))), True)
     honest = TimeSeriesDataModule(sets, batch_size=256)
     seen = sum(len(b["x"]) for b in honest.test_dataloader())

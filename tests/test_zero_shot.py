@@ -13,7 +13,7 @@ from torch import nn
 from one4all.cli import main
 from one4all.data.sources.collections import SeriesCollection
 from one4all.data.sources.table import CsvData
-from one4all.data.windows.zero_shot import ZeroShotSeries, ZeroShotWindowing
+from one4all.data.windows.zero_shot import ZeroShotProtocol, ZeroShotSeriesProtocol
 from one4all.errors import UserError
 from one4all.tasks.short_term import ShortTermTask
 
@@ -54,7 +54,7 @@ class Ready:
 
 @pytest.mark.parametrize("rollout,steps", [(True, 6), (False, 2)])
 def test_series_target_horizon(rollout, steps):
-    protocol = ZeroShotSeries(Ready(horizon=6, m=3), rollout=rollout)
+    protocol = ZeroShotSeriesProtocol(Ready(horizon=6, m=3), rollout=rollout)
     data = protocol.load(Ready(horizon=2, m=1))
     sets = protocol.datasets(data, channel_independent=True)
     assert protocol.io_spec(data).horizon == 2 and protocol.io_spec(data).seq_len == 4
@@ -85,7 +85,7 @@ def test_m3_other_to_m4_hourly(tmp_path, tiny_overrides):
 
 @pytest.fixture(scope="module")
 def etth1_to_exchange(data_root):
-    protocol = ZeroShotWindowing(96, 24, CsvData("exchange_rate/exchange_rate.csv", root=str(data_root)))
+    protocol = ZeroShotProtocol(96, 24, CsvData("exchange_rate/exchange_rate.csv", root=str(data_root)))
     return protocol, protocol.load(CsvData("ETTh1/ETTh1.csv", root=str(data_root)))
 
 

@@ -1,6 +1,11 @@
-"""Adapters: presets and peft LoRA/rsLoRA application."""
+"""Adaptation methods (what trains in a network): the plug-in interface, LoRA/rsLoRA and presets.
 
+The other methods live in their own modules: `adapters.velora` (LARS-style activation memory),
+`adapters.prelora` (+ `prelora_callback`), `lowrank.gelora`, `lowrank.welore`.
+"""
+
+from one4all.adapters.lora import LoRASpec
+from one4all.adapters.method import AdapterMethod
 from one4all.adapters.presets import PRESETS, Preset
-from one4all.adapters.spec import AdapterSpec, apply_adapter
 
-__all__ = ["PRESETS", "AdapterSpec", "Preset", "apply_adapter"]
+__all__ = ["PRESETS", "AdapterMethod", "LoRASpec", "Preset"]

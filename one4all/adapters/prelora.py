@@ -1,12 +1,54 @@
-"""PreLoRA's rules (METHODS.md §2.3-2.4): when training has partially converged, and which LoRA
-rank each module gets. Pure functions over per-window records; the Lightning side is
-`adapters/prelora_callback.py`.
+"""PreLoRA (METHODS.md §2): the method's spec and its rules.
+
+`PreLoRASpec` trains the preset's parts in full (GPT4TS's), and holds the switch to LoRA that the
+Lightning callback (`adapters/prelora_callback.py`) triggers at partial convergence. The rules, when
+training has partially converged and which LoRA rank each module gets, are pure functions over
+per-window records (METHODS.md §2.3-2.4).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from one4all.adapters.lora import LoRASpec, peft_init
+from one4all.adapters.switch import switch_to_lora
+
+
+@dataclass
+class PreLoRASpec(LoRASpec):
+    """The preset's parts train in full until the callback switches some of them to LoRA.
+
+    `switched` (module name -> rank) is set by the switch and saved with the model, so that a
+    reload rebuilds the switched network; the switched modules' trained base weights are frozen
+    but learned, so artifacts and checkpoints store them (`stored_frozen`).
+    """
+
+    preset: str = "gpt4ts"
+    init: str = "kaiming"
+    switched: dict[str, int] | None = None
+    frozen_learned: list[str] = field(default_factory=list, init=False, repr=False)
+
+    def apply(self, network: nn.Module) -> None:
+        super().apply(network)
+        if self.switched:
+            self.frozen_learned = []
+            self.switch(network, dict(self.switched))
+
+    def switch(self, network: nn.Module, ranks: dict[str, int]) -> None:
+        """Wrap the modules in `ranks` with LoRA of those ranks around their frozen trained weights."""
+        frozen = switch_to_lora(network, ranks, self.alpha, self.scaling == "rslora", peft_init(self.init))
+        self.switched = dict(ranks)
+        self.frozen_learned = sorted(set(self.frozen_learned) | set(frozen))
+
+    def replay(self) -> dict[str, Any]:
+        return {"switched": dict(self.switched)} if self.switched else {}
+
+    def stored_frozen(self, network: nn.Module) -> set[str]:
+        return set(self.frozen_learned)
 
 
 @dataclass

@@ -21,8 +21,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from one4all.adapters.prelora import Window, assign_ranks, cap_ranks, converged
-from one4all.adapters.switch import switch_to_lora
+from one4all.adapters.prelora import PreLoRASpec, Window, assign_ranks, cap_ranks, converged
+from one4all.contract import RunHooks
 from one4all.efficiency import batch_samples, count_parameters
 from one4all.errors import UserError
 
@@ -69,7 +69,7 @@ class _Phase:
                 "grads_and_adam_mb": None if trainable is None else round(trainable * 4 * 3 / MB, 2)}
 
 
-class PreLoRASwitch(L.Callback):
+class PreLoRASwitch(L.Callback, RunHooks):
     """Switch the fully trained `parts` to LoRA once loss and weight norms settle (METHODS.md §2)."""
 
     def __init__(self, parts: list[str] | tuple[str, ...] = ("wpe", "head", "patch_embedding"),
@@ -99,14 +99,18 @@ class PreLoRASwitch(L.Callback):
     def _weights(self, network: torch.nn.Module) -> dict[str, torch.Tensor]:
         return {m: network.get_submodule(m).weight for modules in self.families.values() for m in modules}
 
-    def check_run(self, trainer: L.Trainer, network: torch.nn.Module) -> dict[str, list[str]]:
-        """Refuse a run this callback cannot serve; the switchable module families otherwise.
+    def check_run(self, trainer: L.Trainer, network: torch.nn.Module) -> None:
+        """Refuse a run this callback cannot serve; `one4all.train.run` calls it before anything is
+        written, so a bad run leaves no directory."""
+        self._families(trainer, network)
 
-        `one4all.train.run` calls it before anything is written, so a bad run leaves no directory.
-        """
+    def _families(self, trainer: L.Trainer, network: torch.nn.Module) -> dict[str, list[str]]:
+        """The switchable module families per part, after checking the run can be served."""
         if trainer.world_size > 1:
             raise UserError("PreLoRA switching changes the trained parameters mid-run and runs on one process; "
                             "drop trainer=ddp (or use another adapter)")
+        if not isinstance(network.adapter, PreLoRASpec):
+            raise UserError("the PreLoRA switch needs the PreLoRA adapter; use adapter=prelora")
         parts = network.lora_parts()
         unknown = [p for p in self.parts if p not in parts]
         if unknown:
@@ -121,7 +125,7 @@ class PreLoRASwitch(L.Callback):
         return families
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.families = self.check_run(trainer, pl_module.network)
+        self.families = self._families(trainer, pl_module.network)
         self._device = pl_module.device
         if self.ranks is None:
             self.trainable_before = count_parameters(pl_module.network)["trainable_params"]
@@ -181,10 +185,7 @@ class PreLoRASwitch(L.Callback):
 
     def _apply(self, pl_module: L.LightningModule) -> None:
         network = pl_module.network
-        spec = network.adapter_spec
-        init = True if spec.init == "kaiming" else spec.init
-        switch_to_lora(network, self.ranks, spec.alpha, spec.scaling == "rslora", init)
-        spec.switched = dict(self.ranks)  # the saved config rebuilds the switched network
+        network.adapter.switch(network, self.ranks)
         self.trainable_after = count_parameters(network)["trainable_params"]
 
     def state_dict(self) -> dict:
@@ -194,7 +195,7 @@ class PreLoRASwitch(L.Callback):
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         state = checkpoint.get("callbacks", {}).get(self.state_key)
-        if state is None or pl_module.network.adapter_spec.switched:
+        if state is None or pl_module.network.adapter.switched:
             return
         self.windows = [Window(**w) for w in state["windows"]]
         self._steps, self._loss_sum, self._grad_sums = state["steps"], state["loss_sum"], dict(state["grad_sums"])

@@ -2,7 +2,7 @@
 
 PreLoRA (METHODS.md §2.5) trains some modules in full, then wraps them with LoRA and freezes
 their base weights. Those base weights were learned, so unlike GPT-2 or a seeded random layer
-they cannot be regenerated: the network lists them in `KEPT_FROZEN` and both the artifact and
+they cannot be regenerated: the method reports them (`stored_frozen`) and both the artifact and
 the checkpoints store them beside the trainable tensors.
 """
 
@@ -11,17 +11,10 @@ from __future__ import annotations
 import re
 
 from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
 from torch import nn
 
 from one4all.errors import UserError
-
-# Name of the network attribute listing frozen parameters that must be stored anyway.
-KEPT_FROZEN = "kept_frozen_params"
-
-
-def kept_frozen(network: nn.Module) -> set[str]:
-    """Names (in `network.named_parameters()`) of frozen parameters that a fresh network cannot regenerate."""
-    return set(getattr(network, KEPT_FROZEN, ()))
 
 
 def switch_to_lora(network: nn.Module, ranks: dict[str, int], alpha: float, use_rslora: bool,
@@ -56,14 +49,8 @@ def switch_to_lora(network: nn.Module, ranks: dict[str, int], alpha: float, use_
             if not is_lora:
                 param.grad = None  # no optimizer will clear it any more: free it now
                 frozen.append(name)
-    setattr(network, KEPT_FROZEN, sorted(kept_frozen(network) | set(frozen)))
     return frozen
 
 
 def _lora_rank(module: nn.Module) -> int | None:
-    for attr in ("lora_A", "lora_embedding_A"):
-        container = getattr(module, attr, None)
-        if container is not None and "default" in container:
-            weight = container["default"]
-            return int(weight.shape[0] if isinstance(weight, nn.Parameter) else weight.weight.shape[0])
-    return None
+    return int(module.r["default"]) if isinstance(module, LoraLayer) and "default" in module.r else None

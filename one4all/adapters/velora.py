@@ -1,96 +1,75 @@
-"""LARS-style activation memory for LoRA inside GPT-2 blocks: VeLoRA's rank-1 sub-token projection.
+"""LARS-style activation memory for LoRA inside GPT-2 blocks: VeLoRA, as peft implements it.
 
 A LoRA down-projection A keeps its input x [.., C] for backward (to form grad A = g^T x). VeLoRA
-(METHODS.md §4.4) keeps instead, per token, G coefficients z = s . v: the token is cut into G
-sub-tokens s of C/G features and each is projected onto one fixed unit vector v (the normalised
-mean sub-token of the first training batch, then frozen). Backward uses x_hat = z (x) v for x.
+(METHODS.md §4.4, peft's `VeloraConfig`) keeps instead, per token, G coefficients z = s . v: the
+token is cut into G sub-tokens s of C/G features and each is projected onto one unit vector v (the
+normalised mean sub-token of the first training batch, then frozen: `init_type=batch_average_once`).
+Backward uses x_hat = z (x) v for x.
 
-- The forward output A x is exact, and so is grad x = g A (it needs A, not x): every gradient
-  upstream of A, and B's gradient (from the stored A x), are unchanged.
-- Only grad A = scale * g^T x_hat = scale * (g^T z) (x) v is approximate (x_hat is never built);
-  it is exact when every sub-token is a multiple of v, e.g. with G = C (sub-tokens of one feature).
+- The forward output A x is exact, and so is grad x = g A: every gradient upstream of A, and B's
+  gradient, are unchanged. Only grad A = scale * g^T x_hat is approximate (exact when every
+  sub-token is a multiple of v, e.g. sub-tokens of one feature). tests/test_velora.py checks these
+  against the formula.
 - Saved per token: G numbers instead of C (24x less for C=768, G=32; 96x for the MLP's 3072).
+
+peft keeps "v is set" in a plain dict that a state dict does not carry; after loading a checkpoint
+or artifact we mark every stored non-zero v as set, so a resumed run keeps its v (bit-identical
+resume) instead of re-estimating it from the first resumed batch.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from dataclasses import dataclass
+
+from peft.tuners.lora import LoraLayer
+from peft.tuners.lora.config import VeloraConfig
 from torch import nn
 
+from one4all.adapters.lora import LoRASpec, inject_lora
 from one4all.errors import UserError
 
-
-class _SubTokenProjection(torch.autograd.Function):
-    """y = x A^T, saving the sub-token coefficients of x on v instead of x."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
-        out = F.linear(x, weight)
-        groups = x.shape[-1] // v.numel()
-        # In x's own precision: under autocast the matmul would first copy x to bf16.
-        with torch.autocast(x.device.type, enabled=False):
-            z = x.reshape(*x.shape[:-1], groups, v.numel()) @ v.to(x.dtype)
-        ctx.save_for_backward(z, weight, v)
-        ctx.scale, ctx.x_dtype = scale, x.dtype
-        return out
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        z, weight, v = ctx.saved_tensors
-        g = grad_out.to(weight.dtype)
-        grad_x = (g @ weight).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
-        grad_w = None
-        if ctx.needs_input_grad[1]:
-            # g^T x_hat with x_hat = z (x) v, without building x_hat: (g^T z) (x) v.
-            gz = g.reshape(-1, g.shape[-1]).T @ z.to(weight.dtype).reshape(-1, z.shape[-1])
-            grad_w = ctx.scale * (gz.unsqueeze(-1) * v.to(weight.dtype)).flatten(-2)
-        return grad_x, grad_w, None, None
+ADAPTER = "default"
 
 
-class SubTokenLoRAA(nn.Linear):
-    """A LoRA down-projection (no bias) that stores rank-1 sub-token projections of its input.
+@dataclass
+class VeLoRASpec(LoRASpec):
+    """LoRA whose down-projections on `velora_parts` (null = every LoRA target) save compressed inputs.
 
-    `v` is a persistent buffer (saved with the adapter): zeros until the first training batch sets it.
+    `velora_groups` sub-tokens per token; `velora_scale` scales the approximate gradient of A.
+    Only linear layers (GPT-2's block projections, a linear head) support it, not `wpe`.
     """
 
-    def __init__(self, in_features: int, rank: int, groups: int, scale: float = 1.0) -> None:
-        if groups < 1 or in_features % groups:
-            raise UserError(f"adapter.velora_groups={groups} must divide the projection's {in_features} input "
-                            "features; use e.g. 32 (GPT-2 small) or a divisor of n_embd")
-        super().__init__(in_features, rank, bias=False)
-        self.scale = scale
-        self.register_buffer("v", torch.zeros(in_features // groups))
-        self._ready = False  # caches `v` != 0, so that forward does not read the buffer every call
+    velora_groups: int = 32
+    velora_parts: list[str] | None = None
+    velora_scale: float = 1.0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and torch.is_grad_enabled() and self.weight.requires_grad):
-            return F.linear(x, self.weight)
-        if not self._ready:
-            if not bool(self.v.any()):
-                self._init_v(x)
-            self._ready = True
-        return _SubTokenProjection.apply(x, self.weight, self.v, self.scale)
+    def inject(self, network: nn.Module, targets: dict[str, list[str]]) -> None:
+        compressed = list(targets) if self.velora_parts is None else list(self.velora_parts)
+        if not set(compressed) <= set(targets):
+            raise UserError(f"adapter.velora_parts={compressed} must be LoRA targets ({list(targets)}); add them to "
+                            "adapter.lora_targets")
+        if self.velora_groups < 1 or self.velora_scale <= 0:
+            raise UserError(f"adapter.velora_groups={self.velora_groups} and adapter.velora_scale={self.velora_scale} "
+                            "must be positive")
+        plain = [name for part, names in targets.items() if part not in compressed for name in names]
+        if plain:
+            inject_lora(network, self.lora_config(plain))
+        modules = [name for part in compressed for name in targets[part]]
+        config = self.lora_config(modules)
+        config.velora_config = VeloraConfig(num_groups=self.velora_groups, scale=self.velora_scale,
+                                            init_type="batch_average_once")
+        try:
+            inject_lora(network, config)
+        except ValueError as err:  # peft: "Invalid or unsupported variant combination" on an embedding
+            raise UserError(f"VeLoRA compresses linear layers only ({err}); list block projections in "
+                            "adapter.velora_parts") from err
+        for name in modules:
+            layer = network.get_submodule(name)
+            if isinstance(layer, LoraLayer):
+                layer.register_load_state_dict_post_hook(_mark_loaded_projection)
 
-    @torch.no_grad()
-    def _init_v(self, x: torch.Tensor) -> None:
-        mean = x.detach().float().reshape(-1, self.v.numel()).mean(0)
-        norm = mean.norm()
-        # A zero mean sub-token (e.g. exactly centred inputs) has no direction: fall back to a uniform one.
-        self.v.copy_(mean / norm if norm > 0 else torch.ones_like(mean) / mean.numel() ** 0.5)
 
-
-def compress_lora_inputs(network: nn.Module, modules: list[str], groups: int, scale: float = 1.0) -> None:
-    """Replace the LoRA A of each peft-wrapped module in `modules` by a `SubTokenLoRAA` (same weights)."""
-    for name in modules:
-        layer = network.get_submodule(name)
-        container = getattr(layer, "lora_A", None)
-        if container is None or "default" not in container:
-            raise UserError(f"{name} has no LoRA to compress; list its part in adapter.lora_targets as well")
-        old = container["default"]
-        new = SubTokenLoRAA(old.in_features, old.out_features, groups, scale).to(old.weight.device,
-                                                                                  old.weight.dtype)
-        with torch.no_grad():
-            new.weight.copy_(old.weight)
-        new.weight.requires_grad_(old.weight.requires_grad)
-        container["default"] = new
+def _mark_loaded_projection(module: nn.Module, incompatible_keys) -> None:
+    """A v loaded from a state dict counts as set (peft's flag lives outside the state dict)."""
+    if ADAPTER in module.lora_velora_embed:
+        module.lora_velora_initialized[ADAPTER] = bool(module.lora_velora_embed[ADAPTER].any())

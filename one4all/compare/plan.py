@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from one4all.config import compose_config
 from one4all.errors import UserError
+from one4all.paths import config_dir
 
 # Roots of the overrides that configure the comparison itself; all others go to every entry.
 COMPARE_ROOTS = ("compare", "hydra", "experiment")
@@ -54,7 +55,7 @@ def merge_overrides(*layers: Iterable[str]) -> list[str]:
 def applies_to(cfg: DictConfig, override: str) -> bool:
     """Whether `override` can apply to a composed train config (its key exists, or it adds a key)."""
     key = override_key(override)
-    if override.startswith("+") or "@" in key:
+    if override.startswith("+") or "@" in key or (config_dir() / key).is_dir():  # a config group choice
         return True
     return OmegaConf.select(cfg, key, default=_ABSENT) is not _ABSENT
 

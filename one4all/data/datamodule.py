@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from one4all.data.samplers import EpochShuffleSampler, ShardSampler
-from one4all.data.windows.forecast import collate_prebatched
+from one4all.data.windows.base import WindowDataset, collate_prebatched
 
 
 class TimeSeriesDataModule(L.LightningDataModule):
@@ -23,7 +23,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        datasets: dict[str, Dataset],
+        datasets: dict[str, WindowDataset],
         batch_size: int,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -45,16 +45,14 @@ class TimeSeriesDataModule(L.LightningDataModule):
         return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
 
     def _loader(self, split: str, sampler: Sampler, drop_last: bool, batch_size: int) -> DataLoader:
-        dataset = self.datasets[split]
-        prebatched = hasattr(dataset, "__getitems__")
         return DataLoader(
-            dataset,
+            self.datasets[split],
             batch_size=batch_size,
             sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            collate_fn=collate_prebatched if prebatched else None,
+            collate_fn=collate_prebatched,
             # Its own generator: creating an iterator would otherwise draw from torch's global RNG,
             # which dropout uses, and a resumed run creates iterators at different moments.
             generator=torch.Generator().manual_seed(self.seed),
@@ -95,9 +93,8 @@ class TimeSeriesDataModule(L.LightningDataModule):
 
     def _paper_drop_last(self) -> bool:
         # The papers drop the last test batch in windowed forecasting and imputation, not in anomaly
-        # detection, classification or M4 (all series in one pass): such a test dataset says so
-        # with `paper_drop_last = False`.
-        return self.paper_compat and getattr(self.datasets["test"], "paper_drop_last", True)
+        # detection, classification or M4 (all series in one pass): the test dataset says which.
+        return self.paper_compat and "test" in self.datasets and self.datasets["test"].paper_drop_last
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test", drop_last=self._paper_drop_last())

@@ -55,6 +55,12 @@ class FactorisedConv1D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([part(x) for part in self.parts], dim=-1) + self.bias
 
+    def factors_requires_grad_(self, requires_grad: bool = True) -> None:
+        """Make the factor pairs (not the dense slices or the bias) trainable, or freeze them."""
+        for part in self.parts:
+            if isinstance(part, Factors):
+                part.requires_grad_(requires_grad)
+
     def weight_params(self) -> int:
         """Weight parameters (bias excluded) after factorisation."""
         return sum(p.numel() for part in self.parts for p in part.parameters())

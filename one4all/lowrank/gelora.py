@@ -22,7 +22,7 @@ from peft import LoraConfig
 from torch import nn
 from torch.utils.data import Dataset, default_collate
 
-from one4all.adapters.spec import AdapterSpec
+from one4all.adapters.lora import LoRASpec
 from one4all.errors import UserError
 from one4all.lowrank.twonn import gelora_ranks, twonn
 
@@ -31,8 +31,8 @@ _BLOCK = re.compile(r"(?:^|\.)h\.(\d+)\.")
 
 
 @dataclass
-class GeLoRASpec(AdapterSpec):
-    """An `AdapterSpec` whose block projections get ranks from the ID profile of the train split.
+class GeLoRASpec(LoRASpec):
+    """A `LoRASpec` whose block projections get ranks from the ID profile of the train split.
 
     block_ranks: one rank per GPT-2 block; null = estimate them (`calibrate`). Calibration draws
     `windows` train windows (seed `calibration_seed`); a point is one patch token (`token`) or a

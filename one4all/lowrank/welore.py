@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from one4all.adapters.spec import AdapterSpec
+from one4all.adapters.lora import LoRASpec
 from one4all.errors import UserError
 from one4all.lowrank.factorised import FactorisedConv1D
 
@@ -78,7 +78,7 @@ def find_threshold(spectra: list[torch.Tensor], target: float, min_ratio: float,
 
 
 @dataclass
-class WeLoreSpec(AdapterSpec):
+class WeLoreSpec(LoRASpec):
     """The preset's adapters (default: rsLoRA on wpe + head) on a WeLore-compressed backbone.
 
     welore_targets: projection parts to compress; rank_reduction: target ERR; min_ratio: LRC
@@ -98,7 +98,14 @@ class WeLoreSpec(AdapterSpec):
         if clash:
             raise UserError(f"{', '.join(clash)} are compressed by WeLore; drop them from adapter.lora_targets / "
                             "adapter.train_full or from adapter.welore_targets")
-        return lora, [*full, "lowrank_factors"]
+        return lora, full
+
+    def apply(self, network: nn.Module) -> None:
+        """The preset's adapters, plus every factor pair that `prepare` created trains in full."""
+        super().apply(network)
+        for module in network.modules():
+            if isinstance(module, FactorisedConv1D):
+                module.factors_requires_grad_(True)
 
     def prepare(self, network: nn.Module) -> dict[str, Any]:
         with single_thread():

@@ -14,12 +14,14 @@ its output across epochs (models.feature_cache).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from one4all.adapters import AdapterSpec, apply_adapter
-from one4all.contract import IOSpec
+from one4all.adapters import AdapterMethod, LoRASpec
+from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec, load_backbone, seeded
 from one4all.models.feature_cache import FeatureCache
@@ -31,7 +33,7 @@ _PROJECTIONS = {"c_attn": "attn.c_attn", "attn_proj": "attn.c_proj", "mlp_fc": "
 _LORA_TYPES = (nn.Linear, nn.Conv1d, nn.Embedding)
 
 
-class One4All(nn.Module):
+class One4All(Network):
     """GPT4TS / One-for-All on a frozen GPT-2, for forecast, reconstruct and classify outputs.
 
     `in_layer` (token embedding) and `out_layer` (head projection) are the network's own; the
@@ -42,7 +44,7 @@ class One4All(nn.Module):
         self,
         io: IOSpec,
         backbone: BackboneSpec,
-        adapter: AdapterSpec | None = None,
+        adapter: AdapterMethod | None = None,
         patch_len: int | None = None,
         stride: int | None = None,
         init_seed: int = 0,
@@ -76,26 +78,38 @@ class One4All(nn.Module):
             self.in_layer = self.layout.make_in_layer(d_model)
         with seeded(init_seed + 1):
             self.out_layer = self.layout.make_out_layer(d_model)
-        # Kept: a switch during training (PreLoRA) records its ranks here for the saved config.
-        self.adapter_spec = adapter or AdapterSpec()
-        # What the adapter changed or estimated (WeLore spectra, GeLoRA ID profile): for metrics.json.
-        self.adapter_report = self.adapter_spec.prepare(self)
-        if self.adapter_spec.needs_train_data():
-            self.requires_grad_(False)  # nothing trains until `calibrate` has injected the adapter
+        # Kept: the method may change during training (a switch to LoRA) and is replayed on reload.
+        self.adapter = adapter or LoRASpec()
+        # What the method changed or estimated before training (spectra, ID profiles): for metrics.json.
+        self.adapter_report = self.adapter.prepare(self)
+        if self.adapter.needs_train_data():
+            self.requires_grad_(False)  # nothing trains until `calibrate` has applied the method
         else:
-            apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
+            self.adapter.apply(self)
         self.feature_cache = FeatureCache(feature_cache_mb) if cache_backbone_features else None
         if self.feature_cache is not None:
             self._check_cacheable()
             self.train(self.training)
 
     def calibrate(self, train: Dataset) -> None:
-        """Fit a data-dependent adapter (GeLoRA ranks) on the train split, then inject it."""
-        if self.adapter_spec.needs_train_data():
-            self.adapter_report.update(self.adapter_spec.calibrate(self, train))
-            apply_adapter(self, self.adapter_spec, self.lora_parts(), self.trainable_parts())
+        """Fit a data-dependent adaptation method (ranks from the data) on the train split, then apply it."""
+        if self.adapter.needs_train_data():
+            self.adapter_report.update(self.adapter.calibrate(self, train))
+            self.adapter.apply(self)
             if self.feature_cache is not None:  # the adapter exists only now: check it before any run files
                 self._check_cacheable()
+
+    def stored_frozen(self) -> set[str]:
+        return self.adapter.stored_frozen(self)
+
+    def replay_config(self) -> dict[str, Any]:
+        # What happened, not what was asked: `init=auto` must not switch sources on reload, and
+        # settings the method estimated or changed while training are rebuilt verbatim.
+        return {"backbone": {"init": "pretrained" if self.backbone_info["pretrained"] else "random"},
+                "adapter": self.adapter.replay()}
+
+    def run_report(self) -> dict[str, Any]:
+        return {"backbone": self.backbone_info, **({"adapter": self.adapter_report} if self.adapter_report else {})}
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
@@ -114,8 +128,6 @@ class One4All(nn.Module):
             "head": [r"out_layer\.(weight|bias)", r"layout\.head_norm\.(weight|bias)"],
             "patch_embedding": [r"in_layer\.(\w+\.)?(weight|bias)"],
             "layernorms": [r"gpt2\.(h\.\d+\.ln_\d|ln_f)\.(weight|bias)"],
-            # Factor pairs of projections compressed by WeLore (one4all.lowrank.factorised).
-            "lowrank_factors": [r"gpt2\.h\.\d+\.(attn|mlp)\.c_\w+\.parts\.\d+\.(down|up)\.weight"],
         }
         for part, suffix in _PROJECTIONS.items():
             parts[part] = [rf"gpt2\.h\.\d+\.{suffix.replace('.', '[.]')}\.(weight|bias)"]

@@ -7,9 +7,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import nn
 
-from one4all.adapters.switch import kept_frozen
+from one4all.contract import Network
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -19,7 +18,7 @@ class TaskModule(L.LightningModule):
     """Base LightningModule: owns a network, builds the optimiser over trainable parameters only,
     and keeps checkpoints to the trainable state (the frozen GPT-2 is never written)."""
 
-    def __init__(self, network: nn.Module, optimizer: OptimizerFactory,
+    def __init__(self, network: Network, optimizer: OptimizerFactory,
                  scheduler: SchedulerFactory | None = None, scheduler_interval: str = "epoch") -> None:
         super().__init__()
         self.network = network
@@ -49,7 +48,7 @@ class TaskModule(L.LightningModule):
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """Trainable parameters, persistent buffers and frozen-but-learned weights, keyed as in `state_dict()`."""
         frozen = {name for name, p in self.named_parameters() if not p.requires_grad}
-        frozen -= {f"network.{name}" for name in kept_frozen(self.network)}
+        frozen -= {f"network.{name}" for name in self.network.stored_frozen()}
         return {k: v for k, v in self.state_dict().items() if k not in frozen}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

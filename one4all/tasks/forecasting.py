@@ -27,7 +27,7 @@ class ForecastingTask(SplitMetricsTask):
         self.scales = {"val": np.asarray(scale, dtype=np.float64),
                        "test": np.asarray(scale if test_scale is None else test_scale, dtype=np.float64)}
         self.accumulators = {split: ErrorAccumulator(len(s)) for split, s in self.scales.items()}
-        self.channel_independent = getattr(network, "channel_independent", False)
+        self.channel_independent = network.channel_independent
 
     def predict_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Forecast for the scored channels, in scaled units."""

@@ -19,12 +19,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from one4all.contract import IOSpec
 from one4all.data.formats import anomaly as readers
 from one4all.data.sources.anomaly import AnomalySource
 from one4all.data.splits import StandardScaler
+from one4all.data.windows.base import WindowDataset
 from one4all.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -38,7 +38,7 @@ def window_starts(n_rows: int, seq_len: int, stride: int) -> np.ndarray:
     return starts if starts[-1] == n_rows - seq_len else np.append(starts, n_rows - seq_len)
 
 
-class Windows(Dataset):
+class Windows(WindowDataset):
     """Windows `x[seq_len, channels]` of several series at given starts, tagged with their series
     (`split`: index into `names`) and `start`, so scores can be placed back on the time axis."""
 
@@ -59,9 +59,6 @@ class Windows(Dataset):
     def __len__(self) -> int:
         return len(self.row)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([index]).items()}
-
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
         x = self.values[self.row[idx][:, None] + self._offsets]
@@ -78,7 +75,7 @@ class AnomalyData:
 
 
 @dataclass
-class AnomalyWindowing:
+class AnomalyProtocol:
     """Anomaly-detection protocol (task.protocol); see the module docstring."""
 
     seq_len: int = 100

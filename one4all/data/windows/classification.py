@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from one4all.contract import IOSpec
 from one4all.data.sources.uea import UeaData
 from one4all.data.splits import StandardScaler
+from one4all.data.windows.base import WindowDataset
 from one4all.errors import UserError
 
 
@@ -52,7 +52,7 @@ def pad(series: list[np.ndarray], seq_len: int, scaler: StandardScaler) -> tuple
     return x, mask
 
 
-class PaddedSamples(Dataset):
+class PaddedSamples(WindowDataset):
     """Padded samples of one split: `x[L, C]`, `mask[L, C]`, class index `y`."""
 
     paper_drop_last = False  # the papers score every test sample here (TSLib: drop_last=False)
@@ -62,9 +62,6 @@ class PaddedSamples(Dataset):
 
     def __len__(self) -> int:
         return len(self.y)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([index]).items()}
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)

@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from one4all.contract import IOSpec
 from one4all.data.sources.table import SeriesData
+from one4all.data.windows.base import WindowDataset
 from one4all.errors import UserError
 
 
-class ForecastWindows(Dataset):
+class ForecastWindows(WindowDataset):
     """Every (input, target) window of one split, stride 1.
 
     With `channel_independent`, each (channel, start) pair is its own univariate sample, indexed
@@ -51,10 +51,6 @@ class ForecastWindows(Dataset):
             return self.n_windows * len(self.sample_channels)
         return self.n_windows
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        batch = self.__getitems__([index])
-        return {k: v[0] for k, v in batch.items()}
-
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices, dtype=torch.long)
         if self.channel_independent:
@@ -68,13 +64,8 @@ class ForecastWindows(Dataset):
         return {"x": x, "y": y}
 
 
-def collate_prebatched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`__getitems__` already returns a batch; keep it as is."""
-    return batch
-
-
 @dataclass
-class ForecastWindowing:
+class ForecastProtocol:
     """Forecasting protocol: input `seq_len` steps, predict the next `horizon`.
 
     The training loop asks a protocol: load the data, the network's IOSpec, the split datasets,

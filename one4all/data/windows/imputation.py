@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from one4all.contract import IOSpec
 from one4all.data.sources.table import SeriesData
+from one4all.data.windows.base import WindowDataset
 from one4all.errors import UserError
 
 _SPLIT_IDS = {"val": 1, "test": 2}
 
 
-class MaskedWindows(Dataset):
+class MaskedWindows(WindowDataset):
     """Every window (stride 1, all channels) of one split with its point mask.
 
     `seed=None` draws a new mask at every access from torch's global generator (seeded per run
@@ -45,9 +45,6 @@ class MaskedWindows(Dataset):
     def __len__(self) -> int:
         return self.n_windows
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([index]).items()}
-
     def _uniform(self, indices: list[int], shape: tuple[int, int]) -> torch.Tensor:
         if self.seed is None:
             return torch.rand(len(indices), *shape)
@@ -62,7 +59,7 @@ class MaskedWindows(Dataset):
 
 
 @dataclass
-class ImputationWindowing:
+class ImputationProtocol:
     """Imputation protocol (task.protocol): windows of `seq_len`, `mask_ratio` of entries hidden."""
 
     seq_len: int

@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from one4all.contract import IOSpec
 from one4all.data.sources.long import PanelData, SplitWindows
-from one4all.data.windows.forecast import ForecastWindowing
+from one4all.data.windows.base import WindowDataset
+from one4all.data.windows.forecast import ForecastProtocol
 
 log = logging.getLogger(__name__)
 
 
-class PanelWindows(Dataset):
+class PanelWindows(WindowDataset):
     """Every window of one split across all series, stride 1, gathered in one vectorised step per batch."""
 
     def __init__(self, values: np.ndarray, indptr: np.ndarray, windows: SplitWindows, seq_len: int, horizon: int,
@@ -45,10 +45,6 @@ class PanelWindows(Dataset):
     def __len__(self) -> int:
         return int(self.cumulative[-1]) if len(self.cumulative) else 0
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        batch = self.__getitems__([index])
-        return {k: v[0] for k, v in batch.items()}
-
     def locate(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(series index, first input row in the flat array) of each sample."""
         if self.per_series is not None:
@@ -68,7 +64,7 @@ class PanelWindows(Dataset):
 
 
 @dataclass
-class PanelWindowing(ForecastWindowing):
+class PanelProtocol(ForecastProtocol):
     """Forecasting protocol over long-format data (`data=long`): the windows and schema of a `PanelData`."""
 
     def io_spec(self, data: PanelData) -> IOSpec:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
+from one4all.data.windows.base import WindowDataset
 from one4all.errors import UserError
 from one4all.metrics import mase_scale
 from one4all.naive2 import is_seasonal, naive2
@@ -56,7 +56,7 @@ class EvalSet:
                    n_seasonal=sum(is_seasonal(h, m) for h in histories))
 
 
-class TensorSamples(Dataset):
+class TensorSamples(WindowDataset):
     """Samples stored as aligned tensors (`self.tensors`, first axis = sample), served in whole batches."""
 
     tensors: dict[str, torch.Tensor]

@@ -34,7 +34,7 @@ class ShortTermData:
 
 
 @dataclass
-class ShortTermWindowing:
+class ShortTermProtocol:
     """The short-term protocol for one collection (`data` builds a SeriesCollection: M4Data, M3Data)."""
 
     lookback: float = 2.0

@@ -1,12 +1,12 @@
 """Zero-shot protocols: train (and validate) on a source dataset, test on a target never trained on.
 
 `data` is the source; `target` is a second data spec of the same kind (built from its own config).
-- ZeroShotSeries (M3 -> M4): source windows as in the short-term protocol; each target series is
+- ZeroShotSeriesProtocol (M3 -> M4): source windows as in the short-term protocol; each target series is
   tested on its last `seq_len` training points (the source model's input length), forecasting the
   target's full horizon (`rollout=true`: the task feeds forecasts back when it exceeds the source
   horizon) or only its first H_source steps (`rollout=false`), scored with the target's seasonal
   period for MASE and Naive2.
-- ZeroShotWindowing (CSV -> CSV): source windows as in long-term forecasting; test windows from
+- ZeroShotProtocol (CSV -> CSV): source windows as in long-term forecasting; test windows from
   the target's test split. The target is standardised with a scaler fitted on the target's own
   training rows (statistics only, no training), so test/mse is on the scale of the target's own
   benchmark numbers. A network that mixes channels needs the same channel layout on both sides.
@@ -20,9 +20,9 @@ from typing import Any
 from one4all.contract import IOSpec
 from one4all.data.sources.collections import SeriesCollection
 from one4all.data.sources.table import SeriesData
-from one4all.data.windows.forecast import ForecastWindowing, ForecastWindows
+from one4all.data.windows.forecast import ForecastProtocol, ForecastWindows
 from one4all.data.windows.series import EvalSet, SeriesEvalWindows
-from one4all.data.windows.short_term import ShortTermData, ShortTermWindowing
+from one4all.data.windows.short_term import ShortTermData, ShortTermProtocol
 from one4all.errors import UserError
 
 
@@ -34,7 +34,7 @@ class ZeroShotSeriesData:
 
 
 @dataclass
-class ZeroShotSeries:
+class ZeroShotSeriesProtocol:
     """Series collections: train on `data` (e.g. M3 Other), test on `target` (e.g. M4 Hourly)."""
 
     target: Any
@@ -42,10 +42,10 @@ class ZeroShotSeries:
     draws_per_series: int = 10
     seed: int = 0
     rollout: bool = True
-    source: ShortTermWindowing = field(init=False)
+    source: ShortTermProtocol = field(init=False)
 
     def __post_init__(self) -> None:
-        self.source = ShortTermWindowing(self.lookback, self.draws_per_series, self.seed)
+        self.source = ShortTermProtocol(self.lookback, self.draws_per_series, self.seed)
 
     def load(self, data: Any) -> ZeroShotSeriesData:
         source = self.source.load(data)
@@ -83,16 +83,16 @@ class ZeroShotCsvData:
 
 
 @dataclass
-class ZeroShotWindowing:
+class ZeroShotProtocol:
     """CSV files: train on `data` (e.g. ETTh1), test on `target`'s test split (e.g. exchange_rate)."""
 
     seq_len: int
     horizon: int
     target: Any
-    source: ForecastWindowing = field(init=False)
+    source: ForecastProtocol = field(init=False)
 
     def __post_init__(self) -> None:
-        self.source = ForecastWindowing(self.seq_len, self.horizon)
+        self.source = ForecastProtocol(self.seq_len, self.horizon)
 
     def load(self, data: Any) -> ZeroShotCsvData:
         return ZeroShotCsvData(self.source.load(data), self.target.load(self.seq_len))

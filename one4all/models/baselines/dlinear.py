@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.baselines import require_kind
 
@@ -63,7 +63,7 @@ class TimeLinear(nn.Module):
         return torch.einsum("bci,coi->bco", x, self.weight) + self.bias
 
 
-class DLinear(nn.Module):
+class DLinear(Network):
     """DLinear forecaster: `[b, seq_len, c]` -> `[b, horizon, c]`.
 
     Samples carry all channels (channel_independent = False), so a batch of 32 holds 32 windows of

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.baselines import require_kind
 from one4all.models.encoder import InstanceNorm, Patcher
@@ -64,7 +64,7 @@ class EncoderLayer(nn.Module):
         return x, scores
 
 
-class PatchTST(nn.Module):
+class PatchTST(Network):
     """PatchTST/42 (L=336) or /64 (L=512) supervised forecaster: `[b, seq_len, c]` -> `[b, horizon, c]`."""
 
     # Each channel is its own univariate sample: the data side serves [batch, length, 1] windows.

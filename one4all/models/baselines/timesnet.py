@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.baselines import require_kind
 from one4all.models.encoder import InstanceNorm
@@ -98,7 +98,7 @@ def sinusoidal_positions(steps: int, d_model: int) -> torch.Tensor:
     return table
 
 
-class TimesNet(nn.Module):
+class TimesNet(Network):
     """TimesNet forecaster: `[b, seq_len, c]` -> `[b, horizon, c]` (channels mixed by the embedding)."""
 
     channel_independent = False
