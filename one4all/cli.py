@@ -66,13 +66,18 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def run_summary(metrics: dict) -> str:
-    """The line under `run directory:`: test metrics, else the best validation loss; a refit says so."""
+    """The line under `run directory:`: test metrics, else the best validation loss; which rows trained."""
     refit = metrics.get("fit", {})
     scores = refit.get("selection", metrics)
     keys = [k for k in scores if k.startswith("test/")] or [k for k in scores if k == "val/best_loss"]
-    summary = ", ".join(f"{k}={scores[k]:.4f}" for k in keys) or "no validation ran"
+    summary = ", ".join(f"{k}={scores[k]:.4f}" for k in keys) or "no validation check ran in the steps trained"
+    data = metrics.get("data", {})
+    if not any(k.startswith("test/") for k in scores):
+        summary += " (no test split: data.test_size=0)"
+        if not refit.get("refit") and "n_train_rows" in data and "n_rows" in data:
+            summary += f"; trained on {data['n_train_rows']} of {data['n_rows']} rows"
     if refit.get("refit"):
-        summary = (f"selection run: {summary}; refit on all {metrics['data']['n_train_rows']} rows for "
+        summary = (f"selection run: {summary}; refit on all {data['n_train_rows']} rows for "
                    f"{refit['selected_steps']} steps")
     return summary
 

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from one4all.conformal import check_levels, interval_bounds, interval_sides
-from one4all.data.formats.long import Panel, frame_to_panel, future_stamps
+from one4all.data.formats.long import FrequencyError, Panel, frame_to_panel, future_stamps
 from one4all.data.formats.timestamps import same_frequency
 from one4all.errors import UserError
 from one4all.forecast import TrainedForecaster
@@ -53,9 +53,7 @@ class PanelForecastModel(TrainedForecaster):
         gap = int(self.schema.get("max_missing_gap", 3))
         try:
             panel = frame_to_panel(frame, *args, None, gap, source=source)
-        except UserError as err:
-            if "cannot infer" not in str(err):
-                raise
+        except FrequencyError:
             # Series too short to show their frequency: they must lie on the trained grid.
             panel = frame_to_panel(frame, *args, trained, gap, source=source)
         if not same_frequency(panel.freq, trained):

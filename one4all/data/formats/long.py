@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
+class FrequencyError(UserError):
+    """No series shows the frequency (each has fewer than 3 regular rows) and none was given."""
+
+
 @dataclass
 class Panel:
     """Many regular series on one frequency, stored flat: series `i` is `values[indptr[i]:indptr[i+1]]`,
@@ -201,8 +205,8 @@ def _frequency(stamps: pd.Series, codes: np.ndarray, freq: str | None) -> str:
         inferred = infer_frequency(pd.DatetimeIndex(stamps[codes == code]))
         if inferred is not None:
             return inferred
-    raise UserError("cannot infer the series' frequency (no series has 3 regularly spaced rows); set data.freq "
-                    "(Python: freq=...), e.g. h, D, W, MS")
+    raise FrequencyError("cannot infer the series' frequency (no series has 3 regularly spaced rows); set data.freq "
+                         "(Python: freq=...), e.g. h, D, W, MS")
 
 
 def _positions(stamps: pd.Series, codes: np.ndarray, starts: pd.Series, freq: str,

@@ -101,9 +101,12 @@ class PanelProtocol(ForecastProtocol):
 
 
 def _json_id(value: Any) -> Any:
-    """An id as JSON keeps it: ints and strings as they are, anything else as its text."""
+    """An id as JSON keeps it (numbers and strings as they are, anything else as its text), so a
+    prediction frame's ids match the training ones."""
     if isinstance(value, (bool, np.bool_)):
         return str(value)
     if isinstance(value, (int, np.integer)):
         return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
     return str(value)
