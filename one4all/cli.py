@@ -7,6 +7,7 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from one4all.errors import UserError
@@ -22,6 +23,8 @@ commands:
                         add split-conformal prediction intervals (<model>-lo-80, ...-hi-95)
   backtest [overrides]  forecasts from rolling origins of long-format data, scored per horizon step
                         (backtest.n_windows=3 backtest.step_size=24 backtest.level=[80,95] backtest.refit=false)
+  export --run RUN_DIR --out DIR [--format torchscript|onnx] [--quantize int8] [--dtype fp32|bf16|fp16]
+                        self-contained inference package (LoRA merged) with a predict.py
   compare [overrides]   train several models under one budget; table + chart of accuracy and cost
   --dry-run             (after compare) print each model's train command and exit
 
@@ -33,6 +36,7 @@ Examples:
   one4all train data=long data.path=stores.csv task.horizon=24 refit=true hydra.run.dir=runs/stores
   one4all forecast --run runs/stores --csv stores.csv --out future.csv --level 80 95
   one4all backtest data=long data.path=stores.csv task.horizon=24 backtest.n_windows=3
+  one4all export --run runs/sales --out deploy/sales --quantize int8
   one4all compare experiment=compare/etth1_96 data.root=../shared/data model.backbone.init=random
 """
 
@@ -128,6 +132,26 @@ def cmd_backtest(argv: list[str]) -> int:
     return 0
 
 
+def cmd_export(argv: list[str]) -> int:
+    """`one4all export --run RUN_DIR --out DIR [--format F] [--quantize int8] [--dtype D]`."""
+    from one4all.export.formats import DTYPES, FORMATS
+
+    parser = _Parser(prog="one4all export", description="Write a self-contained inference package of a trained "
+                     "forecasting run (LoRA merged; runs with numpy + torch or onnxruntime, without one4all).")
+    parser.add_argument("--run", required=True, help="run directory of `one4all train` (or its model/ folder)")
+    parser.add_argument("--out", required=True, help="new folder to write the package to")
+    parser.add_argument("--format", default="torchscript",
+                        help=f"{' | '.join(FORMATS)} (default torchscript: needs only torch + numpy to run)")
+    parser.add_argument("--quantize", help="int8: dynamic int8 quantisation of the linear layers")
+    parser.add_argument("--dtype", default="fp32", help=f"{' | '.join(DTYPES)} (bf16/fp16: torchscript only)")
+    args = parser.parse_args(argv)
+    from one4all.export import export_run
+
+    schema = export_run(args.run, args.out, args.format, args.dtype, args.quantize)
+    variant = schema["quantize"] or schema["dtype"]
+    print(f"export: {schema['runtime']} {variant}, seq_len={schema['seq_len']} horizon={schema['horizon']} "
+          f"-> {args.out} (forecast with: python {Path(args.out) / 'predict.py'} --csv FILE --out OUT.csv)")
+    return 0
 
 
 def cmd_compare(argv: list[str]) -> int:
@@ -159,7 +183,8 @@ def cmd_compare(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train, "forecast": cmd_forecast,
-                                                   "backtest": cmd_backtest, "compare": cmd_compare}
+                                                   "backtest": cmd_backtest, "export": cmd_export,
+                                                   "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,18 +48,24 @@ def artifact_dir(path: str | Path) -> Path:
     return path
 
 
-def read_forecaster_manifest(directory: Path, required: tuple[str, ...]) -> dict[str, Any]:
-    """The manifest of a forecasting artifact holding the data keys `required`; anything else is refused."""
+def read_forecaster_manifest(directory: Path, required: tuple[str, ...], layout: str = "table") -> dict[str, Any]:
+    """The manifest of a forecasting artifact of `layout` (table or long) holding the data keys `required`;
+    anything else is refused."""
     manifest = read_manifest(directory)
     try:
         kind = manifest["io"].get("kind")
         missing = [k for k in required if k not in manifest.get("data", {})]
+        found = manifest.get("data", {}).get("layout", "table")
     except (KeyError, AttributeError) as err:
         raise UserError(f"corrupt artifact manifest in {directory} ({type(err).__name__}: {err}); "
                         "retrain the model or restore the file") from err
     if kind != "forecast":
         raise UserError(f"the model in {directory} is a {kind!r} model, not a forecaster; "
                         "pass the run directory of a forecasting run")
+    if found != layout:
+        raise UserError(f"the model in {directory} forecasts {'long-format series' if found == 'long' else 'tables'}"
+                        f", but this needs a model of {'long-format series' if layout == 'long' else 'tables'} "
+                        "(data=long vs data=csv); use a run of that kind")
     if missing:
         raise UserError(f"the artifact in {directory} lacks the data schema {missing} (incompatible version); "
                         "retrain the model with this version of one4all")
@@ -84,12 +90,13 @@ class TrainedForecaster:
     manifest: dict[str, Any]
 
     REQUIRED_DATA_KEYS: ClassVar[tuple[str, ...]] = ()
+    LAYOUT: ClassVar[str] = "table"
 
     @classmethod
     def load(cls, path: str | Path) -> TrainedForecaster:
         """Load from a run directory or its `model/` folder; refuse non-forecasting or corrupt artifacts."""
         directory = artifact_dir(path)
-        read_forecaster_manifest(directory, cls.REQUIRED_DATA_KEYS)
+        read_forecaster_manifest(directory, cls.REQUIRED_DATA_KEYS, cls.LAYOUT)
         return cls(*load_network(directory))
 
     def save(self, directory: str | Path) -> Path:

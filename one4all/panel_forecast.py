@@ -33,6 +33,7 @@ class PanelForecastModel(TrainedForecaster):
     """A global model of long-format series, with each training series' scaler."""
 
     REQUIRED_DATA_KEYS = ("layout", "columns", "freq", "id_col", "time_col", "target_col", "series")
+    LAYOUT = "long"
 
     @property
     def id_col(self) -> str:
