@@ -98,6 +98,9 @@ def test_save_load_and_cli_forecast_give_the_same_long_forecast(fitted, m4, tmp_
                                  "One4All-hi-95"]
     np.testing.assert_allclose(got.iloc[:, 2:].to_numpy(), expected.iloc[:, 2:].to_numpy(), rtol=1e-12)
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # commands that serve table models refuse a long-format one in one line
+    assert main(["export", "--run", str(saved), "--out", str(tmp_path / "pkg")]) == 2
+    assert not (tmp_path / "pkg").exists()
 
 
 def test_cross_validation_rows_and_per_cutoff_errors(fitted, m4):
