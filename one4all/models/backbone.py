@@ -30,10 +30,14 @@ class BackboneSpec:
     init from `config`, for tests and "is the LLM useful?" ablations) or `auto` (pretrained if
     it loads, else random with a loud warning). `path` is a hub id or a local directory.
     `config` overrides GPT-2 small's architecture for random init (e.g. a tiny model in tests).
-    `attn_implementation`: transformers' attention kernel; `eager` (the authors' formulation) trains
-    faster on CPU than `sdpa`, whose CPU kernel has no dropout (docs/benchmarks.md).
+    `attn_implementation`: `auto` (one4all's: the authors' eager formulation with cheap dropout masks
+    on the CPU, transformers' fused SDPA on CUDA; models.fast_gpt2), or transformers' own `eager` or
+    `sdpa` (whose CPU kernel has no dropout and falls back to a slower path in training).
     `fused_gelu` computes GPT-2's tanh GELU with one fused kernel instead of transformers' eight
     elementwise ops (same function, different rounding; see models.fast_gpt2).
+    `compile`: `torch.compile` the GPT-2 in place (`nn.Module.compile`: parameter names unchanged), for
+    CUDA, where fusing the elementwise work between the matmuls pays; the first steps then pay the
+    compilation (tens of seconds).
     """
 
     init: str = "auto"
@@ -41,9 +45,10 @@ class BackboneSpec:
     n_layers: int = 6
     seed: int = 0
     dropout: float | None = None
-    attn_implementation: str = "eager"
+    attn_implementation: str = "auto"
     config: dict | None = None
     fused_gelu: bool = True
+    compile: bool = False
 
 
 @dataclass
@@ -78,8 +83,13 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _loaded_attention(spec: BackboneSpec) -> str:
+    """What transformers builds the model with; `auto` is switched to one4all's kernel by `streamline`."""
+    return "eager" if spec.attn_implementation == "auto" else spec.attn_implementation
+
+
 def _from_pretrained(spec: BackboneSpec) -> GPT2Model:
-    kwargs = {"attn_implementation": spec.attn_implementation}
+    kwargs = {"attn_implementation": _loaded_attention(spec)}
     if Path(spec.path).expanduser().is_dir():
         return GPT2Model.from_pretrained(Path(spec.path).expanduser(), local_files_only=True, **kwargs)
     verbosity = hf_logging.get_verbosity()
@@ -97,7 +107,7 @@ def _from_pretrained(spec: BackboneSpec) -> GPT2Model:
 
 def _random(spec: BackboneSpec) -> GPT2Model:
     config = GPT2Config(**{"n_layer": spec.n_layers, **(spec.config or {})})
-    config._attn_implementation = spec.attn_implementation
+    config._attn_implementation = _loaded_attention(spec)
     with seeded(spec.seed):
         return GPT2Model(config)
 
@@ -137,6 +147,9 @@ def load_backbone(spec: BackboneSpec) -> Backbone:
                         "Results are not those of a pretrained LLM. Set model.backbone.path to local "
                         "weights, or model.backbone.init=random to silence this.", spec.path)
             model, pretrained, source = _random(spec), False, "random (auto fallback)"
-    model = streamline(_truncate(model, spec), fused_gelu=spec.fused_gelu)
+    model = streamline(_truncate(model, spec), fused_gelu=spec.fused_gelu,
+                       attn_implementation=spec.attn_implementation)
     model.requires_grad_(False)
+    if spec.compile:
+        model.compile()
     return Backbone(model=model, pretrained=pretrained, source=source)

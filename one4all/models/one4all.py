@@ -24,6 +24,7 @@ from one4all.adapters import AdapterMethod, LoRASpec
 from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec, load_backbone, seeded
+from one4all.models.fast_dropout import use_fast_dropout
 from one4all.models.feature_cache import FeatureCache
 from one4all.models.layouts import LayoutOptions, make_layout
 
@@ -55,6 +56,7 @@ class One4All(Network):
         channel_chunk: int | None = None,
         cache_backbone_features: bool = False,
         feature_cache_mb: float = 4096,
+        fast_dropout: bool = True,
     ) -> None:
         super().__init__()
         if channel_chunk is not None and channel_chunk <= 0:
@@ -86,6 +88,9 @@ class One4All(Network):
             self.requires_grad_(False)  # nothing trains until `calibrate` has applied the method
         else:
             self.adapter.apply(self)
+        # Dropout masks from packed random bits on the CPU (same distribution, ~4x cheaper to draw).
+        self.fast_dropout = fast_dropout
+        self._use_fast_dropout()
         self.feature_cache = FeatureCache(feature_cache_mb) if cache_backbone_features else None
         if self.feature_cache is not None:
             self._check_cacheable()
@@ -96,8 +101,13 @@ class One4All(Network):
         if self.adapter.needs_train_data():
             self.adapter_report.update(self.adapter.calibrate(self, train))
             self.adapter.apply(self)
+            self._use_fast_dropout()
             if self.feature_cache is not None:  # the adapter exists only now: check it before any run files
                 self._check_cacheable()
+
+    def _use_fast_dropout(self) -> None:
+        if self.fast_dropout:
+            use_fast_dropout(self)
 
     def stored_frozen(self) -> set[str]:
         return self.adapter.stored_frozen(self)

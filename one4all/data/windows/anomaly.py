@@ -9,7 +9,11 @@ Protocol (TSLib / GPT4TS, with the evaluation leaks removed):
   point is scored (TSLib drops the tail); a point's score is the per-step MSE over channels,
   averaged over the windows that cover it;
 - the threshold comes from train + val scores only (tasks.anomaly); test labels are read only
-  to compute metrics.
+  to compute metrics, and a test series without labels (a user's CSV) gets scores only.
+
+For a user's series (`data=anomaly_csv`) the test series is the whole file and "train" is the
+file or its known-normal span; the per-point scores are written to the run directory
+(anomaly_files).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
+from one4all.anomaly_files import ScoreTable
 from one4all.contract import IOSpec
 from one4all.data.formats import anomaly as readers
-from one4all.data.sources.anomaly import AnomalySource
+from one4all.data.sources.anomaly import AnomalyCsvData, AnomalySource
 from one4all.data.splits import StandardScaler
 from one4all.data.windows.base import WindowDataset
 from one4all.errors import UserError
@@ -82,7 +88,7 @@ class AnomalyProtocol:
     val_fraction: float = 0.2
     score_stride: int | None = None
 
-    def load(self, data: AnomalySource) -> AnomalyData:
+    def load(self, data: AnomalySource | AnomalyCsvData) -> AnomalyData:
         series = data.load()
         if not 0.0 < self.val_fraction < 1.0:
             raise UserError(f"task.protocol.val_fraction={self.val_fraction} must be in (0, 1)")
@@ -111,14 +117,21 @@ class AnomalyProtocol:
                 "test": Windows(data.scaled, self.seq_len, stride)}
 
     def task_inputs(self, data: AnomalyData) -> dict[str, Any]:
-        return {"test_labels": data.series.labels, "n_points": {k: len(v) for k, v in data.scaled.items()},
-                "n_channels": data.series.train.shape[1]}
+        series = data.series
+        if series.timestamps is not None:
+            index, name = series.timestamps, series.meta.get("date_col") or "timestamp"
+        else:
+            index, name = pd.RangeIndex(len(series.test)), "row"
+        outputs = ScoreTable(index, name, series.test, series.columns, series.labels)
+        return {"test_labels": series.labels, "n_points": {k: len(v) for k, v in data.scaled.items()},
+                "n_channels": series.train.shape[1], "outputs": outputs}
 
     def describe(self, data: AnomalyData) -> dict[str, Any]:
         """The `data` block of metrics.json (n_test_samples counts the scoring windows of all splits)."""
         return {"name": data.series.name, "n_channels": data.series.train.shape[1],
                 "n_points": {k: len(v) for k, v in data.scaled.items()},
-                "test_anomaly_share": float(data.series.labels.mean()), "seq_len": self.seq_len,
+                "test_anomaly_share": None if data.series.labels is None else float(data.series.labels.mean()),
+                "seq_len": self.seq_len,
                 "score_stride": self.score_stride or self.seq_len, "val_fraction": self.val_fraction,
                 **{k: v for k, v in data.series.meta.items() if k != "anomaly_ranges"}}
 
