@@ -30,6 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import one4all
+from one4all import notices
 from one4all.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -59,14 +60,15 @@ def _one_device(cfg: DictConfig) -> bool:
 
 
 def run_here(cfg: DictConfig, run_dir: Path) -> JobResult:
-    """Train and test in this process; any failure becomes the result, never an exception."""
-    from one4all.train import run
+    """Train and test in this process (as `one4all train`: one fit or a refit); any failure becomes the
+    result, never an exception."""
+    from one4all.fitting import fit
 
     try:
         if not _one_device(cfg):
             raise UserError("a multirun job trains on one device (trainer.devices=1, trainer.num_nodes=1); "
                             "run a multi-device training as a single `one4all train`")
-        metrics = run(cfg, run_dir)
+        metrics = fit(cfg, run_dir)
     except UserError as err:
         log.error("error: %s", err)
         return JobResult("failed", str(run_dir), f"error: {err}")
@@ -96,6 +98,7 @@ def child_main(job_file: str) -> int:
 
     setup_logging()
     result = run_here(OmegaConf.create(job["config"]), Path(job["run_dir"]))
+    notices.release()  # the job's log file keeps what a refused job noticed too (the CLI would drop it)
     Path(job["result"]).write_text(json.dumps(asdict(result)))
     return 0
 
