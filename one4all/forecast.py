@@ -5,6 +5,8 @@ with a notice, missing ones are an error), a date column, at least `seq_len` row
 frequency, and missing values within the trained `max_missing_gap`. The forecast covers the
 `horizon` steps after the last row, one column per forecast channel, in the data's units, and
 with `level=[80, 95]` the split-conformal intervals calibrated at training (`one4all.conformal`).
+A network that reads time-feature marks gets those of the input window's dates, computed as in
+training (one4all.marks); the networks here read no marks of the dates they forecast.
 
 `ForecastModel` serves wide tables (a date column + channels); `one4all.panel_forecast` serves
 long-format series; `load_model` opens either from a run directory.
@@ -20,16 +22,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from one4all.artifact import MANIFEST, load_artifact, read_manifest, save_artifact
 from one4all.conformal import Calibration, check_levels, interval_bounds, interval_sides
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.data.formats.table import Table, frame_to_table
 from one4all.data.formats.timestamps import future_dates, same_frequency
 from one4all.data.splits import StandardScaler
 from one4all.errors import UserError
 from one4all.inference import forward_batches, inference_device
+from one4all.marks import compute_marks
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ def read_forecaster_manifest(directory: Path, required: tuple[str, ...], layout:
     return manifest
 
 
-def load_network(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
+def load_network(directory: Path) -> tuple[Network, dict[str, Any]]:
     """The artifact's network (eval mode) and manifest, with corrupt manifests as one-line errors."""
     try:
         network, manifest = load_artifact(directory)
@@ -86,7 +88,7 @@ def load_network(directory: Path) -> tuple[nn.Module, dict[str, Any]]:
 class TrainedForecaster:
     """What every forecasting artifact shares: the network, the manifest, precision, device, intervals."""
 
-    network: nn.Module
+    network: Network
     manifest: dict[str, Any]
 
     REQUIRED_DATA_KEYS: ClassVar[tuple[str, ...]] = ()
@@ -156,9 +158,10 @@ class TrainedForecaster:
                             f"retrain with task.horizon={horizon} for a longer forecast")
         return horizon
 
-    def forward(self, x: torch.Tensor) -> np.ndarray:
-        """The network on scaled inputs `x[samples, seq_len, channels]`, batched on the inference device."""
-        return forward_batches(self.network, x, self.precision, self.device).numpy().astype(np.float64)
+    def forward(self, x: torch.Tensor, marks: torch.Tensor | None = None) -> np.ndarray:
+        """The network on scaled inputs `x[samples, seq_len, channels]` (with time-feature `marks`
+        `[samples, seq_len, n_marks]` for a network that reads them), batched on the inference device."""
+        return forward_batches(self.network, x, self.precision, self.device, marks).numpy().astype(np.float64)
 
 
 class ForecastModel(TrainedForecaster):
@@ -204,7 +207,7 @@ class ForecastModel(TrainedForecaster):
         horizon = self.check_horizon(horizon)
         levels = check_levels(level)
         calibration = self.calibration(levels)
-        values = self.predict_window(table.values[-self.seq_len:])[:horizon]
+        values = self.predict_window(table.values[-self.seq_len:], table.timestamps[-self.seq_len:])[:horizon]
         names = self.output_columns
         date_name = "date" if "date" not in names else table.date_col
         dates = future_dates(table.timestamps[-1], table.freq, horizon)
@@ -217,8 +220,20 @@ class ForecastModel(TrainedForecaster):
                 columns.update({f"{name}-{side}": bounds[side] for side in interval_sides(levels)})
         return pd.DataFrame(columns)
 
-    def predict_window(self, window: np.ndarray) -> np.ndarray:
-        """`window[seq_len, channels]` in original units -> forecast `[horizon, outputs]` in original units."""
+    def window_marks(self, stamps: pd.DatetimeIndex | None) -> dict[str, torch.Tensor]:
+        """The `marks=` argument for a window with timestamps `stamps`: its time features when the
+        network reads them (computed from the dates alone, as in training), else nothing."""
+        kind = self.network.time_features
+        if kind == "none":
+            return {}
+        if stamps is None:
+            raise UserError(f"this model reads {kind} time features of the input dates; pass the window's "
+                            "timestamps (the date column of the history)")
+        return {"marks": torch.from_numpy(compute_marks(stamps, kind, self.schema["freq"]))}
+
+    def predict_window(self, window: np.ndarray, stamps: pd.DatetimeIndex | None = None) -> np.ndarray:
+        """`window[seq_len, channels]` in original units (with its timestamps, which a network
+        reading time features needs) -> forecast `[horizon, outputs]` in original units."""
         scaler = StandardScaler.from_dict(self.schema["scaler"])
         targets = list(self.schema["target_channels"])
         x = torch.from_numpy(scaler.transform(window))
@@ -226,7 +241,9 @@ class ForecastModel(TrainedForecaster):
         # As in training: a channel-independent network sees each forecast channel as its own
         # univariate sample [k, seq_len, 1]; a joint one sees all channels and we keep the targets.
         x = x[:, targets].T.unsqueeze(-1) if independent else x.unsqueeze(0)
-        y = self.forward(x)
+        # Marks are the same for every channel: one row of them per sample.
+        marks = {k: v.expand(len(x), -1, -1) for k, v in self.window_marks(stamps).items()}
+        y = self.forward(x, **marks)
         y = y[..., 0].T if independent else y[0][:, targets]
         return scaler.inverse(y, targets)
 

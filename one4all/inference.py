@@ -29,13 +29,15 @@ def inference_device(trained_on: str | None) -> torch.device:
 
 
 def forward_batches(network: nn.Module, x: torch.Tensor, precision: str, device: torch.device,
-                    batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
-    """`network(x)` in batches of `batch_size` samples on `device` under the training precision (float32, CPU)."""
+                    marks: torch.Tensor | None = None, batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
+    """`network(x)` (`network(x, marks=...)` with time-feature marks, one row per sample) in batches of
+    `batch_size` samples on `device` under the training precision (float32, CPU)."""
     network.to(device)
     outputs = []
     with torch.no_grad(), autocast(precision, device):
         for start in range(0, len(x), batch_size):
             # Contiguous like the loader's batches: a strided view takes other kernels (last-bit changes).
             chunk = x[start:start + batch_size].contiguous().to(device)
-            outputs.append(network(chunk).float().cpu())
+            extra = {} if marks is None else {"marks": marks[start:start + batch_size].contiguous().to(device)}
+            outputs.append(network(chunk, **extra).float().cpu())
     return torch.cat(outputs) if outputs else x.new_zeros((0,))
