@@ -241,3 +241,15 @@ def test_wide_fit_modes_and_intervals(tmp_path):
     assert refit.metrics["data"]["rows"] == {"train": [0, 400], "val": None, "test": None}
     assert refit.metrics["fit"]["selection"]["n_train_rows"] == 369 and "sales-hi-95" in refit.predict(
         frame, level=[95]).columns
+
+
+def test_long_format_refuses_time_feature_marks_in_one_line(tmp_path, capsys):
+    # long-format windows carry no per-sample timestamps: a network that reads marks is refused before training
+    waves().to_csv(tmp_path / "waves.csv", index=False)
+    run = tmp_path / "run"
+    args = ["train", "data=long", f"data.path={tmp_path / 'waves.csv'}", "task.seq_len=24", "task.horizon=12",
+            *TINY, "model=timesnet", "model.time_features=timeF", f"hydra.run.dir={run}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data=long does not feed time-feature marks" in err, err
+    assert not (run / "metrics.json").exists()
