@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from one4all import notices
 from one4all.errors import UserError
 
 USAGE = """one4all <command> [args]
@@ -42,14 +43,50 @@ Examples:
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s",
-                        datefmt="%H:%M:%S")
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig: handlers someone else set up (pytest, an app) stay theirs
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        # one4all's notices wait until the input is accepted: a refused command prints one line.
+        notices.hold(handler)
     for noisy in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+TRAIN_USAGE = """one4all train [--cfg] [key=value ...]
+
+Train and test one experiment. Settings are Hydra overrides: key=value changes a setting,
+group=option picks a config file, +key=value adds a key, ~key removes one. --cfg prints the
+composed config and exits. A wrong key or value is refused in one line before anything is written.
+Examples:
+  one4all train experiment=long_term/etth1_96 data.root=../shared/data
+  one4all train data=csv data.path=my.csv data.target=sales task.horizon=24 hydra.run.dir=runs/sales
+  one4all train hydra.run.dir=runs/sales ckpt_path=last      (resume an interrupted run)
+
+config groups (group=option):
+"""
+
+
+def train_help() -> str:
+    """`one4all train --help`: usage and the options of every config group."""
+    from one4all.paths import config_dir
+
+    root = config_dir()
+    lines = []
+    for group in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("__")):
+        options = sorted(str(f.relative_to(group).with_suffix("")) for f in group.rglob("*.yaml"))
+        shown = ", ".join(options[:8]) + (f", ... ({len(options)} in all)" if len(options) > 8 else "")
+        lines.append(f"  {group.name:<10} {shown}")
+    return TRAIN_USAGE + "\n".join(lines)
+
+
 def cmd_train(argv: list[str]) -> int:
     """`one4all train [overrides...]`."""
+    if "--help" in argv or "-h" in argv:
+        print(train_help())
+        return 0
     from omegaconf import OmegaConf
 
     from one4all.config import compose_config
@@ -199,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging()
     try:
-        return COMMANDS[command](rest)
+        code = COMMANDS[command](rest)
+        notices.release()
+        return code
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

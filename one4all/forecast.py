@@ -15,23 +15,26 @@ long-format series; `load_model` opens either from a run directory.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
+from pandas.tseries.frequencies import to_offset
 
 from one4all.artifact import MANIFEST, load_artifact, read_manifest, save_artifact
 from one4all.conformal import Calibration, check_levels, interval_bounds, interval_sides
 from one4all.contract import IOSpec, Network
 from one4all.data.formats.table import Table, frame_to_table
 from one4all.data.formats.timestamps import future_dates, same_frequency
+from one4all.data.sources.table import FEATURES
 from one4all.data.splits import StandardScaler
 from one4all.errors import UserError
 from one4all.inference import forward_batches, inference_device
 from one4all.marks import compute_marks
+from one4all.schema import check_value, checked_object, shown
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +65,7 @@ def read_forecaster_manifest(directory: Path, required: tuple[str, ...], layout:
         raise UserError(f"corrupt artifact manifest in {directory} ({type(err).__name__}: {err}); "
                         "retrain the model or restore the file") from err
     if kind != "forecast":
-        raise UserError(f"the model in {directory} is a {kind!r} model, not a forecaster; "
+        raise UserError(f"the model in {directory} is a {shown(kind)} model, not a forecaster; "
                         "pass the run directory of a forecasting run")
     if found != layout:
         raise UserError(f"the model in {directory} forecasts {'long-format series' if found == 'long' else 'tables'}"
@@ -84,6 +87,52 @@ def load_network(directory: Path) -> tuple[Network, dict[str, Any]]:
     return network.eval(), manifest
 
 
+@dataclass(frozen=True)
+class DataSchema:
+    """What a forecaster's artifact records about its training data (`ForecastProtocol.artifact_meta`),
+    checked when a manifest is loaded: inference divides by the scale and indexes by the channels."""
+
+    columns: list[str]
+    target_channels: list[int]
+    date_col: str | None
+    freq: str | None
+    scaler: dict[str, list[float]]
+    features: str | None = None
+    target: str | None = None
+    max_missing_gap: int | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.columns)
+        if n == 0 or len(set(self.columns)) != n:
+            raise UserError(f"data.columns={shown(self.columns)} must be distinct column names, at least one")
+        if not self.target_channels or len(set(self.target_channels)) != len(self.target_channels) or any(
+                not 0 <= i < n for i in self.target_channels):
+            raise UserError(f"data.target_channels={shown(self.target_channels)} must be distinct indices in "
+                            f"0..{n - 1}")
+        if sorted(self.scaler) != ["mean", "std"] or any(len(v) != n for v in self.scaler.values()):
+            raise UserError(f"data.scaler must hold 'mean' and 'std' with one number per column ({n})")
+        if any(s <= 0 for s in self.scaler["std"]):
+            raise UserError(f"data.scaler.std={shown(self.scaler['std'])} must be positive (it divides the data)")
+        if self.freq is not None:
+            try:
+                to_offset(self.freq)
+            except (ValueError, TypeError) as err:
+                raise UserError(f"data.freq={self.freq!r} is not a pandas frequency") from err
+        if self.features not in (None, *FEATURES):
+            raise UserError(f"data.features={self.features!r}; expected one of {', '.join(FEATURES)}")
+        if self.max_missing_gap is not None and self.max_missing_gap < 0:
+            raise UserError(f"data.max_missing_gap={self.max_missing_gap} must be 0 or more")
+
+    def check_io(self, io: dict[str, Any]) -> None:
+        """The schema must describe the network's input channels."""
+        if io.get("n_channels") != len(self.columns):
+            raise UserError(f"data.columns has {len(self.columns)} names but the network reads "
+                            f"{shown(io.get('n_channels'))} channels")
+
+
+_SCHEMA_KEYS = tuple(f.name for f in fields(DataSchema))
+
+
 @dataclass
 class TrainedForecaster:
     """What every forecasting artifact shares: the network, the manifest, precision, device, intervals."""
@@ -98,8 +147,19 @@ class TrainedForecaster:
     def load(cls, path: str | Path) -> TrainedForecaster:
         """Load from a run directory or its `model/` folder; refuse non-forecasting or corrupt artifacts."""
         directory = artifact_dir(path)
-        read_forecaster_manifest(directory, cls.REQUIRED_DATA_KEYS, cls.LAYOUT)
+        manifest = read_forecaster_manifest(directory, cls.REQUIRED_DATA_KEYS, cls.LAYOUT)
+        try:
+            cls.check_schema(manifest)
+            check_value("precision", manifest.get("precision", "32-true"), str)
+        except UserError as err:
+            raise UserError(f"corrupt data schema in {directory / MANIFEST}: {err}; retrain the model or restore "
+                            "the file") from None
         return cls(*load_network(directory))
+
+    @classmethod
+    def check_schema(cls, manifest: dict[str, Any]) -> None:
+        """Refuse a data schema that inference could not use (each layout's own checks)."""
+        raise NotImplementedError(f"{cls.__name__} names no schema check")
 
     def save(self, directory: str | Path) -> Path:
         """Write the artifact to `directory` (replaced atomically)."""
@@ -169,6 +229,14 @@ class ForecastModel(TrainedForecaster):
 
     REQUIRED_DATA_KEYS = _DATA_KEYS
 
+    @classmethod
+    def check_schema(cls, manifest: dict[str, Any]) -> None:
+        """The table schema (`DataSchema`) must be usable and describe the network's input channels."""
+        # Keys beyond the schema's are kept as they are and never interpreted.
+        data = manifest["data"]
+        schema = checked_object(DataSchema, "data", {k: v for k, v in data.items() if k in _SCHEMA_KEYS})
+        schema.check_io(manifest["io"])
+
     @property
     def columns(self) -> list[str]:
         """The network's input channels, in order."""
@@ -190,8 +258,9 @@ class ForecastModel(TrainedForecaster):
             raise UserError(f"{source} has {len(frame)} rows; the model needs at least its seq_len={self.seq_len} "
                             "most recent rows to forecast: give a longer history")
         date_col = self.schema["date_col"]
+        gap = self.schema.get("max_missing_gap")
         table = frame_to_table(frame, date_col if date_col in frame.columns else None, self.columns, None,
-                               int(self.schema.get("max_missing_gap", 3)), source=source)
+                               3 if gap is None else int(gap), source=source)
         extra = [c for c in frame.columns if c not in self.columns and c != table.date_col]
         if extra:
             log.warning("ignoring columns not seen in training: %s", ", ".join(map(str, extra)))

@@ -253,3 +253,23 @@ def test_long_format_refuses_time_feature_marks_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "data=long does not feed time-feature marks" in err, err
     assert not (run / "metrics.json").exists()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d["series"]["std"][1].__setitem__(0, 0.0), "data.series.std positive"),
+    (lambda d: d["series"]["mean"].pop(), "one row per series and one number per column (4, 1), not (3, 1)"),
+    (lambda d: d.__setitem__("freq", "fortnightly"), "data.freq='fortnightly' is not a pandas frequency"),
+    (lambda d: d.__setitem__("columns", ["y", "y"]), "must be distinct column names"),
+    (lambda d: d.__setitem__("columns", ["price", "y"]), "data.columns has 2 names but the network reads 1 channels"),
+])
+def test_a_corrupt_long_format_schema_is_refused_at_load(edit, message, tmp_path):
+    from one4all.forecast import load_model
+
+    Forecaster(horizon=12, seq_len=24, overrides=TINY, run_dir=tmp_path / "run").fit(waves())
+    manifest_path = tmp_path / "run" / "model" / "model.json"
+    manifest = json.loads(manifest_path.read_text())
+    edit(manifest["data"])
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="corrupt data schema") as err:
+        load_model(tmp_path / "run")
+    assert message in str(err.value) and "\n" not in str(err.value)
