@@ -65,7 +65,7 @@ def read_forecaster_manifest(directory: Path, required: tuple[str, ...], layout:
         raise UserError(f"corrupt artifact manifest in {directory} ({type(err).__name__}: {err}); "
                         "retrain the model or restore the file") from err
     if kind != "forecast":
-        raise UserError(f"the model in {directory} is a {shown(kind)} model, not a forecaster; "
+        raise UserError(f"the model in {directory} is a {kind!r} model, not a forecaster; "
                         "pass the run directory of a forecasting run")
     if found != layout:
         raise UserError(f"the model in {directory} forecasts {'long-format series' if found == 'long' else 'tables'}"
@@ -148,18 +148,12 @@ class TrainedForecaster:
         """Load from a run directory or its `model/` folder; refuse non-forecasting or corrupt artifacts."""
         directory = artifact_dir(path)
         manifest = read_forecaster_manifest(directory, cls.REQUIRED_DATA_KEYS, cls.LAYOUT)
-        try:
-            cls.check_schema(manifest)
-            check_value("precision", manifest.get("precision", "32-true"), str)
-        except UserError as err:
-            raise UserError(f"corrupt data schema in {directory / MANIFEST}: {err}; retrain the model or restore "
-                            "the file") from None
+        cls.check_schema(directory, manifest)
         return cls(*load_network(directory))
 
     @classmethod
-    def check_schema(cls, manifest: dict[str, Any]) -> None:
-        """Refuse a data schema that inference could not use (each layout's own checks)."""
-        raise NotImplementedError(f"{cls.__name__} names no schema check")
+    def check_schema(cls, directory: Path, manifest: dict[str, Any]) -> None:
+        """Refuse a manifest whose data schema is not what inference can use (no-op by default)."""
 
     def save(self, directory: str | Path) -> Path:
         """Write the artifact to `directory` (replaced atomically)."""
@@ -219,9 +213,9 @@ class TrainedForecaster:
         return horizon
 
     def forward(self, x: torch.Tensor, marks: torch.Tensor | None = None) -> np.ndarray:
-        """The network on scaled inputs `x[samples, seq_len, channels]` (with time-feature `marks`
-        `[samples, seq_len, n_marks]` for a network that reads them), batched on the inference device."""
-        return forward_batches(self.network, x, self.precision, self.device, marks).numpy().astype(np.float64)
+        """The network on scaled inputs `x[samples, seq_len, channels]` (and their time-feature `marks`),
+        batched on the inference device."""
+        return forward_batches(self.network, x, self.precision, self.device, marks=marks).numpy().astype(np.float64)
 
 
 class ForecastModel(TrainedForecaster):
@@ -230,12 +224,17 @@ class ForecastModel(TrainedForecaster):
     REQUIRED_DATA_KEYS = _DATA_KEYS
 
     @classmethod
-    def check_schema(cls, manifest: dict[str, Any]) -> None:
-        """The table schema (`DataSchema`) must be usable and describe the network's input channels."""
-        # Keys beyond the schema's are kept as they are and never interpreted.
+    def check_schema(cls, directory: Path, manifest: dict[str, Any]) -> None:
+        """The data schema must be one inference can use: `DataSchema`'s checks, against the network's io."""
         data = manifest["data"]
-        schema = checked_object(DataSchema, "data", {k: v for k, v in data.items() if k in _SCHEMA_KEYS})
-        schema.check_io(manifest["io"])
+        try:
+            # Keys beyond the schema's are kept as they are and never interpreted.
+            schema = checked_object(DataSchema, "data", {k: v for k, v in data.items() if k in _SCHEMA_KEYS})
+            schema.check_io(manifest["io"])
+            check_value("precision", manifest.get("precision", "32-true"), str)
+        except UserError as err:
+            raise UserError(f"corrupt data schema in {directory / MANIFEST}: {err}; retrain the model or restore "
+                            "the file") from None
 
     @property
     def columns(self) -> list[str]:
@@ -289,16 +288,16 @@ class ForecastModel(TrainedForecaster):
                 columns.update({f"{name}-{side}": bounds[side] for side in interval_sides(levels)})
         return pd.DataFrame(columns)
 
-    def window_marks(self, stamps: pd.DatetimeIndex | None) -> dict[str, torch.Tensor]:
+    def window_marks(self, stamps: pd.DatetimeIndex | None) -> torch.Tensor | None:
         """The `marks=` argument for a window with timestamps `stamps`: its time features when the
-        network reads them (computed from the dates alone, as in training), else nothing."""
+        network reads them (computed from the dates alone, as in training), else None."""
         kind = self.network.time_features
         if kind == "none":
-            return {}
+            return None
         if stamps is None:
             raise UserError(f"this model reads {kind} time features of the input dates; pass the window's "
                             "timestamps (the date column of the history)")
-        return {"marks": torch.from_numpy(compute_marks(stamps, kind, self.schema["freq"]))}
+        return torch.from_numpy(compute_marks(stamps, kind, self.schema["freq"]))
 
     def predict_window(self, window: np.ndarray, stamps: pd.DatetimeIndex | None = None) -> np.ndarray:
         """`window[seq_len, channels]` in original units (with its timestamps, which a network
@@ -311,8 +310,8 @@ class ForecastModel(TrainedForecaster):
         # univariate sample [k, seq_len, 1]; a joint one sees all channels and we keep the targets.
         x = x[:, targets].T.unsqueeze(-1) if independent else x.unsqueeze(0)
         # Marks are the same for every channel: one row of them per sample.
-        marks = {k: v.expand(len(x), -1, -1) for k, v in self.window_marks(stamps).items()}
-        y = self.forward(x, **marks)
+        marks = self.window_marks(stamps)
+        y = self.forward(x, None if marks is None else marks.expand(len(x), -1, -1))
         y = y[..., 0].T if independent else y[0][:, targets]
         return scaler.inverse(y, targets)
 

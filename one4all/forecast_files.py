@@ -1,8 +1,8 @@
 """`one4all forecast`: a run's model + a CSV -> forecast CSV (and plot), written all-or-nothing.
 
-Everything that can fail on bad input (artifact, CSV, schema, horizon, levels, output paths, a
-folder that cannot be written) fails before a byte is written; the CSV and the plot are then rendered
-in memory and committed together (`atomic.atomic_write_all`): a reader never sees half a file, and a
+Everything that can fail on bad input (artifact, CSV, schema, horizon, levels, output paths, a folder
+that cannot be written) fails before a byte is written; the CSV and the plot are then rendered in
+memory and committed together (`atomic.atomic_write_all`): a reader never sees half a file, and a
 failed write (a full disk) leaves every file as it was, including an `--out` that existed before.
 Replacing an existing `--out` or `--plot` is announced on stderr. A model trained on long-format
 series reads long-format CSV or Parquet and writes `unique_id, ds, <model>`.
@@ -40,10 +40,10 @@ def forecast_csv(run: str | Path, csv: str | Path, out: str | Path, plot: str | 
     out = Path(out).expanduser()
     plot = Path(plot).expanduser() if plot is not None else None
     _check_outputs(csv, out, plot)
+    levels = check_levels(level)
     for path in (out, plot):
         if path is not None:
             probe_writable(path.parent, "--out" if path is out else "--plot")
-    levels = check_levels(level)
     model = load_model(run)
     if not isinstance(model, (ForecastModel, PanelForecastModel)):
         raise UserError(f"unsupported model type {type(model).__name__}")

@@ -29,9 +29,9 @@ def inference_device(trained_on: str | None) -> torch.device:
 
 
 def forward_batches(network: nn.Module, x: torch.Tensor, precision: str, device: torch.device,
-                    marks: torch.Tensor | None = None, batch_size: int = INFERENCE_BATCH) -> torch.Tensor:
-    """`network(x)` (`network(x, marks=...)` with time-feature marks, one row per sample) in batches of
-    `batch_size` samples on `device` under the training precision (float32, CPU)."""
+                    batch_size: int = INFERENCE_BATCH, marks: torch.Tensor | None = None) -> torch.Tensor:
+    """`network(x)` in batches of `batch_size` samples on `device` under the training precision (float32, CPU);
+    `marks[samples, seq_len, n_marks]`, when given, go with their samples as `marks=`."""
     network.to(device)
     outputs = []
     with torch.no_grad(), autocast(precision, device):

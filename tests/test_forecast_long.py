@@ -244,14 +244,14 @@ def test_wide_fit_modes_and_intervals(tmp_path):
 
 
 def test_long_format_refuses_time_feature_marks_in_one_line(tmp_path, capsys):
-    # long-format windows carry no per-sample timestamps: a network that reads marks is refused before training
+    # long-format windows carry no per-sample marks: a network that reads them is refused before training
     waves().to_csv(tmp_path / "waves.csv", index=False)
     run = tmp_path / "run"
     args = ["train", "data=long", f"data.path={tmp_path / 'waves.csv'}", "task.seq_len=24", "task.horizon=12",
             *TINY, "model=timesnet", "model.time_features=timeF", f"hydra.run.dir={run}"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "data=long does not feed time-feature marks" in err, err
+    assert err.count("\n") == 1 and "time_features=timeF" in err and "use model.time_features=none" in err, err
     assert not (run / "metrics.json").exists()
 
 

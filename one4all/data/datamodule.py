@@ -89,8 +89,8 @@ class TimeSeriesDataModule(L.LightningDataModule):
         return self._loader(split, sampler, drop_last=drop_last, batch_size=self.eval_batch_size)
 
     def val_dataloader(self) -> DataLoader | list:
-        # No validation split (data.split=all): Lightning runs no validation on an empty list.
         if "val" not in self.datasets:
+            # No validation split (data.split=all): Lightning runs no validation on an empty list.
             return []
         if not self._paper_drop_last("val"):
             return self._eval_loader("val")

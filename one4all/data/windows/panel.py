@@ -18,9 +18,8 @@ import torch
 
 from one4all.contract import IOSpec
 from one4all.data.sources.long import PanelData, SplitWindows
-from one4all.data.windows.base import WindowDataset
+from one4all.data.windows.base import WindowDataset, refuse_marks
 from one4all.data.windows.forecast import ForecastProtocol
-from one4all.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +68,12 @@ class PanelProtocol(ForecastProtocol):
     """Forecasting protocol over long-format data (`data=long`): the windows and schema of a `PanelData`."""
 
     def io_spec(self, data: PanelData) -> IOSpec:
-        return IOSpec(seq_len=self.seq_len, n_channels=data.n_channels, kind="forecast", horizon=self.horizon,
-                      freq=data.panel.freq)
+        return IOSpec(seq_len=self.seq_len, n_channels=data.n_channels, kind="forecast", horizon=self.horizon)
 
     def datasets(self, data: PanelData, channel_independent: bool, train_fraction: float = 1.0,
                  time_features: str = "none") -> dict[str, PanelWindows]:
         """Windows of each split the scheme holds; `train_fraction` keeps each series' first share."""
-        if time_features != "none":
-            # Long-format windows carry no timestamps per sample yet, so a network reading marks is refused.
-            raise UserError(f"data=long does not feed time-feature marks (model.time_features={time_features}); "
-                            "set model.time_features=none")
+        refuse_marks(time_features, "long-format series")
         if channel_independent and data.n_channels > 1:
             log.warning("this network is channel-independent: it forecasts %r from its own history and ignores "
                         "the exogenous columns %s", data.panel.columns[-1], data.panel.columns[:-1])
