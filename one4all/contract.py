@@ -85,11 +85,14 @@ class Network(nn.Module):
     """Base class of every network: the contract's optional capabilities, declared with defaults.
 
     `channel_independent`: the network maps each channel on its own, so the data side serves one
-    univariate sample per (window, channel). The methods below are no-ops for a network that
+    univariate sample per (window, channel). `backbone_prefix`: the name under which a frozen
+    backbone is registered (`gpt2`, `bert`, ...); its parameters come from their source, not from
+    `init_seed`, and artifacts verify them apart. The methods below are no-ops for a network that
     trains all its parameters from scratch (the baselines); One-for-All overrides them.
     """
 
     channel_independent: bool = False
+    backbone_prefix: str | None = None
 
     def calibrate(self, train: Dataset) -> None:
         """Fit data-dependent parts on the training split before training (nothing by default)."""
