@@ -1,6 +1,6 @@
 """Timestamps of a table: find the date column, parse it, validate it, and settle its frequency.
 
-Policy (README "Forecast your own CSV"):
+Policy (docs/guides/own-csv.md):
 - the date column is the one named (`data.date_col`), else the first column named like a date
   (date, datetime, timestamp, time, ds, period) that parses, else the first column that parses;
 - a zone is kept as given (`...Z` stays UTC); offsets that change within the column (daylight
