@@ -13,6 +13,8 @@ from torch import nn
 from transformers import BertConfig, BertModel, GPT2Config, GPT2Model
 
 from one4all.adapters import LoRASpec
+from one4all.adapters.prelora import PreLoRASpec
+from one4all.adapters.velora import VeLoRASpec
 from one4all.config import build_object, compose_config
 from one4all.contract import IOSpec
 from one4all.efficiency import count_parameters
@@ -171,6 +173,21 @@ def test_gelora_ranks_land_in_bert_blocks_and_welore_stays_on_gpt2():
     assert net.bert.encoder.layer[1].intermediate.dense.r["default"] == 5
     with pytest.raises(UserError, match="model/backbone=gpt2"):
         One4All(IO, TINY["bert"], WeLoreSpec())
+
+
+def test_prelora_switch_and_velora_work_on_bert():
+    torch.manual_seed(0)
+    net = One4All(IO, TINY["bert"], PreLoRASpec()).eval()
+    x = torch.randn(3, 64, 2)
+    before = net(x)
+    net.adapter.switch(net, {"bert.embeddings.position_embeddings": 8, "in_layer": 4, "out_layer": 16})
+    assert torch.equal(net(x), before)  # B = 0: switching to LoRA keeps the function
+    assert "bert.embeddings.position_embeddings.base_layer.weight" in net.stored_frozen()
+    lars = One4All(IO, TINY["bert"], VeLoRASpec(lora_targets=["wpe", "head", "c_attn"], dropout=0.0,
+                                                 velora_parts=["c_attn"])).train()
+    query = lars.bert.encoder.layer[1].attention.self.query
+    lars(x).pow(2).mean().backward()
+    assert "default" in query.lora_velora_embed and query.lora_B["default"].weight.grad.abs().sum() > 0
 
 
 def test_debug_tiny_shrinks_the_chosen_backbone_and_ablations_compose():
