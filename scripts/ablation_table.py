@@ -1,8 +1,9 @@
 """The "does the language model help?" table: MiniLM pretrained vs random init vs the ablations,
 and One-for-All's GPT-2 (random init) for reference, on each dataset and seed; mean ± std.
 
-    python scripts/ablation_table.py --out outputs/ablations --datasets etth1 exchange_rate \\
-        --seeds 2021 2022 2023 -- data.root=../shared/data trainer.max_steps=20 data.batch_size=32
+    OMP_NUM_THREADS=1 python scripts/ablation_table.py --out outputs/ablations_s --datasets etth1 \\
+        --seeds 2021 2022 2023 -- data.root=../shared/data data.features=S trainer.max_steps=20 \\
+        data.batch_size=32 data.eval_batch_size=256 trainer.limit_val_batches=0 trainer.enable_progress_bar=false
 
 Overrides after `--` go to every run (the budget). Each run is one `one4all train` process writing
 `<out>/<dataset>/<row>/seed<S>/`; `seed`, `model.init_seed` and `model.backbone.seed` are all S, so
