@@ -67,7 +67,7 @@ def build(cfg: DictConfig, data_inputs: dict[str, Any] | None = None) -> Run:
     loaded = protocol.load(data)
     io = protocol.io_spec(loaded)
     network = build_object(cfg.model, io=io)
-    datasets = protocol.datasets(loaded, network.channel_independent, data.train_fraction)
+    datasets = protocol.datasets(loaded, network.channel_independent, data.train_fraction, network.time_features)
     network.calibrate(datasets["train"])
     datamodule = TimeSeriesDataModule(datasets, data.batch_size, data.eval_batch_size, data.num_workers,
                                       paper_compat=cfg.paper_compat, seed=cfg.seed)
@@ -189,7 +189,8 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
                  "train_fraction": built.data.train_fraction},
         **network.run_report(),
         "efficiency": {**count_parameters(network), "artifact_bytes": directory_bytes(artifact),
-                       "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision},
+                       "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision,
+                       "paper_precision": cfg.paper_precision},
         "run": {"seed": cfg.seed, "wall_time_s": round(time.perf_counter() - started, 1),
                 "global_step": trainer.global_step, "epochs": trainer.current_epoch,
                 "selected_checkpoint": "best" if best else "last", "world_size": trainer.world_size,

@@ -1,13 +1,14 @@
 """The One-for-All network: a frozen backbone (GPT-2 by default) between a per-kind input layout and head.
 
-Forecasting is exactly the authors' model (DESIGN.md §3): instance norm -> patches -> frozen
-GPT-2 -> flatten head. Reconstruction (imputation, anomaly detection) and classification follow
-the authors' GPT4TS designs (models.layouts). The backbone is any family of models.backbones
-(GPT-2, BERT-family encoders, or a random stand-in for the ablations), addressed by role only.
-What trains is decided by the adapter preset, over part names shared by every kind. Parts that
-are neither backbone nor trained (in the `reference` preset: the token embedding and the head's
-base weight) are initialised from `init_seed`, so a saved artifact can regenerate them instead of
-storing them.
+Long-term forecasting is exactly the authors' model (DESIGN.md §3): instance norm -> patches ->
+frozen GPT-2 -> flatten head; short-term forecasting is their per-step network
+(`forecast_layout=step`, models.layouts.StepForecast). Reconstruction (imputation, anomaly
+detection) and classification follow the authors' GPT4TS designs (models.layouts). The backbone is
+any family of models.backbones (GPT-2, BERT-family encoders, or a random stand-in for the
+ablations), addressed by role only. What trains is decided by the adapter preset, over part names
+shared by every kind. Parts that are neither backbone nor trained (in the `reference` preset: the
+token embedding and the head's base weight) are initialised from `init_seed`, so a saved artifact
+can regenerate them instead of storing them.
 
 When nothing before the head trains (`adapter=linear_probe`, LoRA on the head only), the frozen
 front (token embedding + backbone) runs without autograd, and `cache_backbone_features` can memoise
@@ -28,8 +29,9 @@ from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.backbones import load_backbone
 from one4all.models.backbones.base import LORA_ROLES, ROLES, LMSpec, seeded
+from one4all.models.fast_dropout import use_fast_dropout
 from one4all.models.feature_cache import FeatureCache
-from one4all.models.layouts import LayoutOptions, make_layout
+from one4all.models.layouts import LayoutOptions, PatchForecast, make_layout
 
 _LORA_TYPES = (nn.Linear, nn.Conv1d, nn.Embedding)
 
@@ -54,9 +56,13 @@ class One4All(Network):
         d_ff: int | None = None,
         embed_dropout: float = 0.1,
         channel_embedding: str = "pad",
+        forecast_layout: str = "patch",
+        time_features: str = "none",
+        unused_reference_params: bool = False,
         channel_chunk: int | None = None,
         cache_backbone_features: bool = False,
         feature_cache_mb: float = 4096,
+        fast_dropout: bool = True,
     ) -> None:
         super().__init__()
         if channel_chunk is not None and channel_chunk <= 0:
@@ -69,11 +75,13 @@ class One4All(Network):
         self.add_module(self.backbone_prefix, loaded.model)
         self.backbone_info = loaded.describe()
         d_model = self.family.width(self.lm)
-        options = LayoutOptions(patch_len, stride, segment_len, d_ff, embed_dropout, channel_embedding)
+        options = LayoutOptions(patch_len, stride, segment_len, d_ff, embed_dropout, channel_embedding,
+                                forecast_layout, time_features, unused_reference_params)
         self.layout = make_layout(io, d_model, options)
         # Each channel is its own univariate sample for the forecaster: the data side then serves
         # [batch, length, 1] windows.
         self.channel_independent = self.layout.channel_independent
+        self.time_features = time_features
         self.n_patches = self.layout.n_tokens
         positions = self.family.n_positions(self.lm)
         if self.n_patches > positions:
@@ -91,6 +99,9 @@ class One4All(Network):
             self.requires_grad_(False)  # nothing trains until `calibrate` has applied the method
         else:
             self.adapter.apply(self)
+        # Dropout masks from packed random bits on the CPU (same distribution, ~4x cheaper to draw).
+        self.fast_dropout = fast_dropout
+        self._use_fast_dropout()
         self.feature_cache = FeatureCache(feature_cache_mb) if cache_backbone_features else None
         if self.feature_cache is not None:
             self._check_cacheable()
@@ -101,8 +112,13 @@ class One4All(Network):
         if self.adapter.needs_train_data():
             self.adapter_report.update(self.adapter.calibrate(self, train))
             self.adapter.apply(self)
+            self._use_fast_dropout()
             if self.feature_cache is not None:  # the adapter exists only now: check it before any run files
                 self._check_cacheable()
+
+    def _use_fast_dropout(self) -> None:
+        if self.fast_dropout:
+            use_fast_dropout(self)
 
     def stored_frozen(self) -> set[str]:
         return self.adapter.stored_frozen(self)
@@ -120,6 +136,17 @@ class One4All(Network):
     def lm(self) -> nn.Module:
         """The frozen backbone module (GPT-2, a BERT encoder, or a stand-in)."""
         return self.get_submodule(self.backbone_prefix)
+
+    def authors_validation_mode(self) -> None:
+        """GPT4TS / One-for-All's long-term `vali()` puts only `in_layer` and `out_layer` in eval
+        mode: GPT-2's dropout stays on while the validation loss that picks checkpoints is computed.
+        Their other tasks validate in eval mode."""
+        if isinstance(self.layout, PatchForecast):
+            self.train()
+            self.in_layer.eval()
+            self.out_layer.eval()
+        else:
+            self.eval()
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
@@ -163,15 +190,18 @@ class One4All(Network):
             self.lm.eval()
         return self
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`x[batch, seq_len, channels]` (and the observation mask when `io.masked`) -> the kind's output."""
-        tokens, state = self.layout.encode(x, mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, marks: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """`x[batch, seq_len, channels]` (with the observation mask when `io.masked`, and the
+        time-feature marks `[batch, seq_len, n_marks]` when `time_features` is set) -> the kind's output."""
+        tokens, state = self.layout.encode(x, mask, marks)
         return self.layout.decode(self.out_layer, self._backbone(tokens), state)
 
-    def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None, marks: torch.Tensor | None = None
+                     ) -> list[torch.Tensor]:
         """The backbone's hidden states for `x`: the input of block 1, then each block's output
         (GPT-2: before ln_f)."""
-        tokens, _ = self.layout.encode(x, mask)
+        tokens, _ = self.layout.encode(x, mask, marks)
         states: list[torch.Tensor] = []
 
         def keep(module, args, output) -> None:

@@ -181,6 +181,10 @@ class LMSpec(ABC):
     blocks kept. `seed`: random init only. `dropout`: null keeps the model's own. `config`:
     overrides of the family's config class for random init (its default is the family's base size).
     `replace`: null keeps the LM; `identity` or `attention` builds a random stand-in instead.
+    `attn_implementation`: transformers' `eager` or `sdpa`, or `auto` (the family's choice: one4all's
+    kernel for GPT-2, models.fast_gpt2; transformers' `eager` for the others). `compile`:
+    `torch.compile` the model in place (`nn.Module.compile`: parameter names unchanged), for CUDA,
+    where fusing the elementwise work between the matmuls pays; the first steps pay the compilation.
     """
 
     init: str = "auto"
@@ -188,9 +192,10 @@ class LMSpec(ABC):
     n_layers: int = 6
     seed: int = 0
     dropout: float | None = None
-    attn_implementation: str = "eager"
+    attn_implementation: str = "auto"
     config: dict | None = None
     replace: str | None = None
+    compile: bool = False
 
     # What each family fills in.
     family: ClassVar[Family]
@@ -225,6 +230,8 @@ class LMSpec(ABC):
         # from_pretrained returns a model in eval mode, a constructed one is in train mode; the network's
         # own train()/eval() decides from here, so pretrained and random backbones apply dropout alike.
         model.train()
+        if self.compile:
+            model.compile()
         return Backbone(model=model, family=self.family, pretrained=pretrained, source=source, package=package)
 
     def where(self) -> str:
@@ -281,7 +288,12 @@ class LMSpec(ABC):
 
     def load_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the family's `from_pretrained`."""
-        return {"attn_implementation": self.attn_implementation, **self.init_kwargs()}
+        return {"attn_implementation": self.loaded_attention(), **self.init_kwargs()}
+
+    def loaded_attention(self) -> str:
+        """The attention kernel transformers builds the model with (`auto` -> `eager`; a family's
+        `finish` may then switch it, as GPT-2's does to one4all's kernel)."""
+        return "eager" if self.attn_implementation == "auto" else self.attn_implementation
 
     def random_config(self) -> PretrainedConfig:
         """The family config for random init: `config` over the family's defaults, `n_layers` blocks."""
@@ -296,7 +308,7 @@ class LMSpec(ABC):
     def random_model(self) -> PreTrainedModel:
         """A randomly initialised model of `random_config()`, seeded by `seed`."""
         config = self.random_config()
-        config._attn_implementation = self.attn_implementation
+        config._attn_implementation = self.loaded_attention()
         with seeded(self.seed):
             return self.model_class(config, **self.init_kwargs())
 

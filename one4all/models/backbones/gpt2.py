@@ -46,8 +46,9 @@ class GPT2Spec(LMSpec):
 
     `path` is a hub id (`gpt2`, `gpt2-medium`, ...) or a local directory; `config` overrides GPT-2
     small's architecture for random init (e.g. `{n_embd: 1024, n_head: 16}` for medium's shape).
-    `attn_implementation`: transformers' attention kernel; `eager` (the authors' formulation) trains
-    faster on CPU than `sdpa`, whose CPU kernel has no dropout (docs/benchmarks.md).
+    `attn_implementation`: `auto` (one4all's: the authors' eager formulation with cheap dropout masks
+    on the CPU, transformers' fused SDPA on CUDA; models.fast_gpt2), or transformers' own `eager` or
+    `sdpa` (whose CPU kernel has no dropout and falls back to a slower path in training).
     `fused_gelu` computes GPT-2's tanh GELU with one fused kernel instead of transformers' eight
     elementwise ops (same function, different rounding; see models.fast_gpt2).
     """
@@ -70,7 +71,7 @@ class GPT2Spec(LMSpec):
         model.wte = zero_table(model.config.n_embd)
 
     def finish(self, model: GPT2Model) -> GPT2Model:
-        return streamline(model, fused_gelu=self.fused_gelu)
+        return streamline(model, fused_gelu=self.fused_gelu, attn_implementation=self.attn_implementation)
 
     def dims(self, config: GPT2Config) -> Dims:
         return Dims(width=config.n_embd, heads=config.n_head, positions=config.n_positions,
