@@ -51,8 +51,7 @@ Examples:
 
 
 def setup_logging() -> None:
-    """Log lines as `[time][logger][level] message` on stderr (one4all's held until the input is accepted);
-    Lightning's chatter at warnings only."""
+    """Log lines as `[time][logger][level] message` on stderr; Lightning's chatter at warnings only."""
     root = logging.getLogger()
     if not root.handlers:  # as logging.basicConfig: handlers someone else set up (pytest, an app) stay theirs
         handler = logging.StreamHandler()
@@ -120,6 +119,23 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
+def run_summary(metrics: dict) -> str:
+    """The line under `run directory:`: test metrics, else the best validation loss; which rows trained."""
+    refit = metrics.get("fit", {})
+    scores = refit.get("selection", metrics)
+    keys = [k for k in scores if k.startswith("test/")] or [k for k in scores if k == "val/best_loss"]
+    summary = ", ".join(f"{k}={scores[k]:.4f}" for k in keys) or "no validation check ran in the steps trained"
+    data = metrics.get("data", {})
+    if not any(k.startswith("test/") for k in scores):
+        summary += " (no test split: data.test_size=0)"
+        if not refit.get("refit") and "n_train_rows" in data and "n_rows" in data:
+            summary += f"; trained on {data['n_train_rows']} of {data['n_rows']} rows"
+    if refit.get("refit"):
+        summary = (f"selection run: {summary}; refit on all {data['n_train_rows']} rows for "
+                   f"{refit['selected_steps']} steps")
+    return summary
+
+
 def cmd_multirun(argv: list[str]) -> int:
     """`one4all train -m ...`: every combination of the sweep, one run directory each; exit 1 if any job failed."""
     from one4all.sweep.launch import jobs_markdown, sweep, write_jobs
@@ -143,23 +159,6 @@ def cmd_multirun(argv: list[str]) -> int:
         print(f"{len(failed)} of {len(outcomes)} jobs did not finish: {', '.join(str(o.job) for o in failed)} "
               "(see jobs.csv)", file=sys.stderr)
     return 1 if failed or not outcomes else 0
-
-
-def run_summary(metrics: dict) -> str:
-    """The line under `run directory:`: test metrics, else the best validation loss; which rows trained."""
-    refit = metrics.get("fit", {})
-    scores = refit.get("selection", metrics)
-    keys = [k for k in scores if k.startswith("test/")] or [k for k in scores if k == "val/best_loss"]
-    summary = ", ".join(f"{k}={scores[k]:.4f}" for k in keys) or "no validation check ran in the steps trained"
-    data = metrics.get("data", {})
-    if not any(k.startswith("test/") for k in scores):
-        summary += " (no test split: data.test_size=0)"
-        if not refit.get("refit") and "n_train_rows" in data and "n_rows" in data:
-            summary += f"; trained on {data['n_train_rows']} of {data['n_rows']} rows"
-    if refit.get("refit"):
-        summary = (f"selection run: {summary}; refit on all {data['n_train_rows']} rows for "
-                   f"{refit['selected_steps']} steps")
-    return summary
 
 
 class _Parser(argparse.ArgumentParser):

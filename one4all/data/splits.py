@@ -86,34 +86,6 @@ def ratio_borders(n_rows: int, seq_len: int, horizon: int = 0, train: float = 0.
     return Borders((0, n_train), (n_train - seq_len, n_train + n_val), (n_rows - n_test - seq_len, n_rows))
 
 
-def steps_per_hour(freq: str | None) -> int | None:
-    """Rows per hour of a sub-hourly or hourly frequency (`h` -> 1, `15min` -> 4), else None."""
-    if not freq:
-        return None
-    try:
-        step = pd.Timedelta(to_offset(freq))
-    except (ValueError, TypeError):  # calendar offsets (months, business days) have no fixed length
-        return None
-    hour = pd.Timedelta(hours=1)
-    if step <= pd.Timedelta(0) or step > hour or hour % step != pd.Timedelta(0):
-        return None
-    return int(hour / step)
-
-
-# The two ETT protocols: hourly files (ETTh*) and 15-minute files (ETTm*).
-_ETT_SCHEMES = {"ett_hour": 1, "ett_minute": 4}
-
-
-def ett_scheme(freq: str | None, name: str = "the file") -> str:
-    """`ett_hour` or `ett_minute` for a file's frequency; other frequencies have no ETT borders."""
-    per_hour = steps_per_hour(freq)
-    for scheme, steps in _ETT_SCHEMES.items():
-        if per_hour == steps:
-            return scheme
-    raise UserError(f"data.split=ett needs hourly or 15-minute rows, but {name} is at {freq or 'an unknown step'}; "
-                    "use data.split=ratio")
-
-
 # Validation windows per series by default: enough to calibrate a 95% interval on a single series.
 MIN_VAL_WINDOWS = 20
 
@@ -157,6 +129,34 @@ def all_borders(n_rows: int, seq_len: int, horizon: int) -> Borders:
         raise UserError(f"{n_rows} rows are too few for one window of seq_len={seq_len} + horizon={horizon}; "
                         "add rows or lower task.seq_len / task.horizon")
     return Borders((0, n_rows), None, None)
+
+
+def steps_per_hour(freq: str | None) -> int | None:
+    """Rows per hour of a sub-hourly or hourly frequency (`h` -> 1, `15min` -> 4), else None."""
+    if not freq:
+        return None
+    try:
+        step = pd.Timedelta(to_offset(freq))
+    except (ValueError, TypeError):  # calendar offsets (months, business days) have no fixed length
+        return None
+    hour = pd.Timedelta(hours=1)
+    if step <= pd.Timedelta(0) or step > hour or hour % step != pd.Timedelta(0):
+        return None
+    return int(hour / step)
+
+
+# The two ETT protocols: hourly files (ETTh*) and 15-minute files (ETTm*).
+_ETT_SCHEMES = {"ett_hour": 1, "ett_minute": 4}
+
+
+def ett_scheme(freq: str | None, name: str = "the file") -> str:
+    """`ett_hour` or `ett_minute` for a file's frequency; other frequencies have no ETT borders."""
+    per_hour = steps_per_hour(freq)
+    for scheme, steps in _ETT_SCHEMES.items():
+        if per_hour == steps:
+            return scheme
+    raise UserError(f"data.split=ett needs hourly or 15-minute rows, but {name} is at {freq or 'an unknown step'}; "
+                    "use data.split=ratio")
 
 
 def make_borders(scheme: str, n_rows: int, seq_len: int, horizon: int = 0, val_size: int | None = None,

@@ -60,8 +60,8 @@ def _one_device(cfg: DictConfig) -> bool:
 
 
 def run_here(cfg: DictConfig, run_dir: Path) -> JobResult:
-    """Train and test in this process (as `one4all train`: one fit or a refit); any failure becomes the
-    result, never an exception."""
+    """Train and test in this process (as `one4all train`: its fit mode, its interval calibration);
+    any failure becomes the result, never an exception."""
     from one4all.fitting import fit
 
     try:

@@ -40,10 +40,10 @@ class Table:
     timestamps: pd.DatetimeIndex | None
     date_col: str | None
     freq: str | None
-    # What reading changed or tolerated (interpolated cells, kept irregular timestamps): metrics.json.
-    repairs: list[str] = field(default_factory=list)
     # Columns left out as channels, with why ("boolean", "non-numeric"), to explain a missing target.
     dropped: dict[str, str] = field(default_factory=dict)
+    # What reading changed or tolerated (interpolated cells, kept irregular timestamps): metrics.json.
+    repairs: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -217,7 +217,7 @@ def frame_to_table(
     values, filled = fill_missing(to_float_matrix(frame, channels), channels, max_missing_gap)
     _check_float32_range(values, channels)
     return Table(values=values.astype(np.float32), columns=channels, timestamps=stamps, date_col=col, freq=freq,
-                 repairs=repairs + filled, dropped=dropped)
+                 dropped=dropped, repairs=repairs + filled)
 
 
 def _check_float32_range(values: np.ndarray, columns: list[str]) -> None:

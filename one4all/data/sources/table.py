@@ -145,8 +145,8 @@ class TableData(LoaderSettings, ABC):
         inputs, targets = select_features(table, self.features, self.target)
         values = table.values[:, inputs]
         split = ett_scheme(table.freq, self.name) if self.split == "ett" else self.split
-        borders = make_borders(split, table.n_rows, seq_len, horizon, self.val_size, self.test_size, freq=table.freq,
-                               name=self.name)
+        borders = make_borders(split, table.n_rows, seq_len, horizon, self.val_size, self.test_size,
+                               freq=table.freq, name=self.name)
         train_start, train_end = borders.train
         scaler = StandardScaler.fit(values[train_start:train_end])
         return SeriesData(
@@ -190,7 +190,8 @@ class CsvData(TableData):
                 where = f"is not in the working directory {Path.cwd()}"
             raise UserError(f"data file not found: {self.requested} {where}; check data.path and data.root (an "
                             "absolute data.path is used as it is)")
-        return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap, self.positional)
+        return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap,
+                          self.positional)
 
     def describe_source(self) -> dict:
         return {"path": str(self.path)}
