@@ -21,6 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # The GPT-2 of `debug=tiny` (configs/debug/model/tiny_one4all.yaml), for networks built in Python
 # (with 128 positions; the debug config has 256, room for the short-term network's tokens).
 TINY_GPT2 = {"n_embd": 32, "n_head": 2, "n_positions": 128}
+# The same sizes as a BERT encoder (configs/debug/backbone/tiny_minilm.yaml).
+TINY_BERT = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "max_position_embeddings": 128}
 # Runs through the CLI/config path shrink every model family with the `debug=tiny` config group.
 TINY_OVERRIDES = ["debug=tiny"]
 
