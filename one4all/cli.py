@@ -7,8 +7,10 @@ import logging
 import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
+from one4all import notices
 from one4all.errors import UserError
 
 USAGE = """one4all <command> [args]
@@ -18,6 +20,8 @@ commands:
   --cfg                 (after train) print the composed config and exit
   forecast --run RUN_DIR --csv FILE --out OUT.csv [--plot OUT.png] [--horizon N]
                         forecast the steps after the last row of FILE with a trained run
+  export --run RUN_DIR --out DIR [--format torchscript|onnx] [--quantize int8] [--dtype fp32|bf16|fp16]
+                        self-contained inference package (LoRA merged) with a predict.py
   compare [overrides]   train several models under one budget; table + chart of accuracy and cost
   --dry-run             (after compare) print each model's train command and exit
 
@@ -26,19 +30,56 @@ Examples:
   one4all train experiment=long_term/etth1_96 data.root=../shared/data model.backbone.init=random
   one4all train data=csv data.path=my.csv data.target=sales task.horizon=24 hydra.run.dir=runs/sales
   one4all forecast --run runs/sales --csv my.csv --out future.csv --plot future.png
+  one4all export --run runs/sales --out deploy/sales --quantize int8
   one4all compare experiment=compare/etth1_96 data.root=../shared/data model.backbone.init=random
 """
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] %(message)s",
-                        datefmt="%H:%M:%S")
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig: handlers someone else set up (pytest, an app) stay theirs
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        # one4all's notices wait until the input is accepted: a refused command prints one line.
+        notices.hold(handler)
     for noisy in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+TRAIN_USAGE = """one4all train [--cfg] [key=value ...]
+
+Train and test one experiment. Settings are Hydra overrides: key=value changes a setting,
+group=option picks a config file, +key=value adds a key, ~key removes one. --cfg prints the
+composed config and exits. A wrong key or value is refused in one line before anything is written.
+Examples:
+  one4all train experiment=long_term/etth1_96 data.root=../shared/data
+  one4all train data=csv data.path=my.csv data.target=sales task.horizon=24 hydra.run.dir=runs/sales
+  one4all train hydra.run.dir=runs/sales ckpt_path=last      (resume an interrupted run)
+
+config groups (group=option):
+"""
+
+
+def train_help() -> str:
+    """`one4all train --help`: usage and the options of every config group."""
+    from one4all.paths import config_dir
+
+    root = config_dir()
+    lines = []
+    for group in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("__")):
+        options = sorted(str(f.relative_to(group).with_suffix("")) for f in group.rglob("*.yaml"))
+        shown = ", ".join(options[:8]) + (f", ... ({len(options)} in all)" if len(options) > 8 else "")
+        lines.append(f"  {group.name:<10} {shown}")
+    return TRAIN_USAGE + "\n".join(lines)
+
+
 def cmd_train(argv: list[str]) -> int:
     """`one4all train [overrides...]`."""
+    if "--help" in argv or "-h" in argv:
+        print(train_help())
+        return 0
     from omegaconf import OmegaConf
 
     from one4all.config import compose_config
@@ -87,6 +128,26 @@ def cmd_forecast(argv: list[str]) -> int:
     return 0
 
 
+def cmd_export(argv: list[str]) -> int:
+    """`one4all export --run RUN_DIR --out DIR [--format F] [--quantize int8] [--dtype D]`."""
+    from one4all.export.formats import DTYPES, FORMATS
+
+    parser = _Parser(prog="one4all export", description="Write a self-contained inference package of a trained "
+                     "forecasting run (LoRA merged; runs with numpy + torch or onnxruntime, without one4all).")
+    parser.add_argument("--run", required=True, help="run directory of `one4all train` (or its model/ folder)")
+    parser.add_argument("--out", required=True, help="new folder to write the package to")
+    parser.add_argument("--format", default="torchscript",
+                        help=f"{' | '.join(FORMATS)} (default torchscript: needs only torch + numpy to run)")
+    parser.add_argument("--quantize", help="int8: dynamic int8 quantisation of the linear layers")
+    parser.add_argument("--dtype", default="fp32", help=f"{' | '.join(DTYPES)} (bf16/fp16: torchscript only)")
+    args = parser.parse_args(argv)
+    from one4all.export import export_run
+
+    schema = export_run(args.run, args.out, args.format, args.dtype, args.quantize)
+    variant = schema["quantize"] or schema["dtype"]
+    print(f"export: {schema['runtime']} {variant}, seq_len={schema['seq_len']} horizon={schema['horizon']} "
+          f"-> {args.out} (forecast with: python {Path(args.out) / 'predict.py'} --csv FILE --out OUT.csv)")
+    return 0
 
 
 def cmd_compare(argv: list[str]) -> int:
@@ -118,7 +179,7 @@ def cmd_compare(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train, "forecast": cmd_forecast,
-                                                   "compare": cmd_compare}
+                                                   "export": cmd_export, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging()
     try:
-        return COMMANDS[command](rest)
+        code = COMMANDS[command](rest)
+        notices.release()
+        return code
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

@@ -3,28 +3,33 @@
 The input must have the training schema: the trained value columns (extra columns are ignored
 with a notice, missing ones are an error), a date column, at least `seq_len` rows at the trained
 frequency, and missing values within the trained `max_missing_gap`. The forecast covers the
-`horizon` steps after the last row, one column per forecast channel, in the data's units.
+`horizon` steps after the last row, one column per forecast channel, in the data's units. A
+network that reads time-feature marks gets those of the input window's dates, computed as in
+training (one4all.marks); the networks here read no marks of the dates they forecast.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from pandas.tseries.frequencies import to_offset
 
 from one4all.artifact import MANIFEST, load_artifact, read_manifest, save_artifact
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.data.formats.table import Table, frame_to_table
 from one4all.data.formats.timestamps import future_dates, same_frequency
+from one4all.data.sources.table import FEATURES
 from one4all.data.splits import StandardScaler
 from one4all.errors import UserError
+from one4all.marks import compute_marks
+from one4all.schema import check_value, checked_object, shown
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +57,57 @@ def autocast(precision: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+@dataclass(frozen=True)
+class DataSchema:
+    """What a forecaster's artifact records about its training data (`ForecastProtocol.artifact_meta`),
+    checked when a manifest is loaded: inference divides by the scale and indexes by the channels."""
+
+    columns: list[str]
+    target_channels: list[int]
+    date_col: str | None
+    freq: str | None
+    scaler: dict[str, list[float]]
+    features: str | None = None
+    target: str | None = None
+    max_missing_gap: int | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.columns)
+        if n == 0 or len(set(self.columns)) != n:
+            raise UserError(f"data.columns={shown(self.columns)} must be distinct column names, at least one")
+        if not self.target_channels or len(set(self.target_channels)) != len(self.target_channels) or any(
+                not 0 <= i < n for i in self.target_channels):
+            raise UserError(f"data.target_channels={shown(self.target_channels)} must be distinct indices in "
+                            f"0..{n - 1}")
+        if sorted(self.scaler) != ["mean", "std"] or any(len(v) != n for v in self.scaler.values()):
+            raise UserError(f"data.scaler must hold 'mean' and 'std' with one number per column ({n})")
+        if any(s <= 0 for s in self.scaler["std"]):
+            raise UserError(f"data.scaler.std={shown(self.scaler['std'])} must be positive (it divides the data)")
+        if self.freq is not None:
+            try:
+                to_offset(self.freq)
+            except (ValueError, TypeError) as err:
+                raise UserError(f"data.freq={self.freq!r} is not a pandas frequency") from err
+        if self.features not in (None, *FEATURES):
+            raise UserError(f"data.features={self.features!r}; expected one of {', '.join(FEATURES)}")
+        if self.max_missing_gap is not None and self.max_missing_gap < 0:
+            raise UserError(f"data.max_missing_gap={self.max_missing_gap} must be 0 or more")
+
+    def check_io(self, io: dict[str, Any]) -> None:
+        """The schema must describe the network's input channels."""
+        if io.get("n_channels") != len(self.columns):
+            raise UserError(f"data.columns has {len(self.columns)} names but the network reads "
+                            f"{shown(io.get('n_channels'))} channels")
+
+
+_SCHEMA_KEYS = tuple(f.name for f in fields(DataSchema))
+
+
 @dataclass
 class ForecastModel:
     """A trained forecasting network with the data schema and scaler of its training run."""
 
-    network: nn.Module
+    network: Network
     manifest: dict[str, Any]
 
     @classmethod
@@ -64,23 +115,24 @@ class ForecastModel:
         """Load from a run directory or its `model/` folder; refuse non-forecasting or corrupt artifacts."""
         directory = artifact_dir(path)
         manifest = read_manifest(directory)
-        try:
-            kind = manifest["io"].get("kind")
-            missing = [k for k in _DATA_KEYS if k not in manifest.get("data", {})]
-        except (KeyError, AttributeError) as err:
-            raise UserError(f"corrupt artifact manifest in {directory} ({type(err).__name__}: {err}); "
-                            "retrain the model or restore the file") from err
+        kind = manifest["io"].get("kind")
         if kind != "forecast":
-            raise UserError(f"the model in {directory} is a {kind!r} model, not a forecaster; "
+            raise UserError(f"the model in {directory} is a {shown(kind)} model, not a forecaster; "
                             "pass the run directory of a forecasting run")
+        data = manifest.get("data")
+        missing = [k for k in _DATA_KEYS if k not in data] if isinstance(data, dict) else list(_DATA_KEYS)
         if missing:
             raise UserError(f"the artifact in {directory} lacks the data schema {missing} (incompatible version); "
                             "retrain the model with this version of one4all")
         try:
-            network, manifest = load_artifact(directory)
-        except (KeyError, TypeError, ValueError) as err:
-            raise UserError(f"corrupt artifact manifest in {directory} ({type(err).__name__}: {err}); "
-                            "retrain the model or restore the file") from err
+            # Keys beyond the schema's are kept as they are and never interpreted.
+            schema = checked_object(DataSchema, "data", {k: v for k, v in data.items() if k in _SCHEMA_KEYS})
+            schema.check_io(manifest["io"])
+            check_value("precision", manifest.get("precision", "32-true"), str)
+        except UserError as err:
+            raise UserError(f"corrupt data schema in {directory / MANIFEST}: {err}; retrain the model or restore "
+                            "the file") from None
+        network, manifest = load_artifact(directory)
         return cls(network.eval(), manifest)
 
     def save(self, directory: str | Path) -> Path:
@@ -124,8 +176,9 @@ class ForecastModel:
             raise UserError(f"{source} has {len(frame)} rows; the model needs at least its seq_len={self.seq_len} "
                             "most recent rows to forecast: give a longer history")
         date_col = self.schema["date_col"]
+        gap = self.schema.get("max_missing_gap")
         table = frame_to_table(frame, date_col if date_col in frame.columns else None, self.columns, None,
-                               int(self.schema.get("max_missing_gap", 3)), source=source)
+                               3 if gap is None else int(gap), source=source)
         extra = [c for c in frame.columns if c not in self.columns and c != table.date_col]
         if extra:
             log.warning("ignoring columns not seen in training: %s", ", ".join(map(str, extra)))
@@ -143,14 +196,26 @@ class ForecastModel:
         if horizon > self.horizon:
             raise UserError(f"horizon {horizon} is outside 1..{self.horizon} (the model's horizon); "
                             f"retrain with task.horizon={horizon} for a longer forecast")
-        values = self.predict_window(table.values[-self.seq_len:])[:horizon]
+        values = self.predict_window(table.values[-self.seq_len:], table.timestamps[-self.seq_len:])[:horizon]
         names = self.output_columns
         date_name = "date" if "date" not in names else table.date_col
         dates = future_dates(table.timestamps[-1], table.freq, horizon)
         return pd.DataFrame({date_name: dates, **{name: values[:, i] for i, name in enumerate(names)}})
 
-    def predict_window(self, window: np.ndarray) -> np.ndarray:
-        """`window[seq_len, channels]` in original units -> forecast `[horizon, outputs]` in original units."""
+    def window_marks(self, stamps: pd.DatetimeIndex | None) -> dict[str, torch.Tensor]:
+        """The `marks=` argument for a window with timestamps `stamps`: its time features when the
+        network reads them (computed from the dates alone, as in training), else nothing."""
+        kind = self.network.time_features
+        if kind == "none":
+            return {}
+        if stamps is None:
+            raise UserError(f"this model reads {kind} time features of the input dates; pass the window's "
+                            "timestamps (the date column of the history)")
+        return {"marks": torch.from_numpy(compute_marks(stamps, kind, self.schema["freq"]))}
+
+    def predict_window(self, window: np.ndarray, stamps: pd.DatetimeIndex | None = None) -> np.ndarray:
+        """`window[seq_len, channels]` in original units (with its timestamps, which a network
+        reading time features needs) -> forecast `[horizon, outputs]` in original units."""
         scaler = StandardScaler.from_dict(self.schema["scaler"])
         targets = list(self.schema["target_channels"])
         x = torch.from_numpy(scaler.transform(window))
@@ -159,7 +224,9 @@ class ForecastModel:
         # univariate sample [k, seq_len, 1]; a joint one sees all channels and we keep the targets.
         # Contiguous like the loader's batches: a strided view takes other kernels (last-bit changes).
         x = (x[:, targets].T.unsqueeze(-1) if independent else x.unsqueeze(0)).contiguous()
+        # Marks are the same for every channel: one row of them per sample.
+        marks = {k: v.expand(len(x), -1, -1) for k, v in self.window_marks(stamps).items()}
         with torch.no_grad(), autocast(self.manifest.get("precision", "32-true")):
-            y = self.network(x).float()
+            y = self.network(x, **marks).float()
         y = y[..., 0].T if independent else y[0][:, targets]
         return scaler.inverse(y.numpy().astype(np.float64), targets)

@@ -1,8 +1,10 @@
 """`one4all forecast`: a run's model + a CSV -> forecast CSV (and plot), written all-or-nothing.
 
-Everything that can fail on bad input (artifact, CSV, schema, horizon, output paths) fails before
-a byte is written; the CSV and the plot are then rendered in memory and committed with
-temp-file + rename, so a reader never sees half a file and an error leaves no output.
+Everything that can fail on bad input (artifact, CSV, schema, horizon, output paths, a folder that
+cannot be written) fails before a byte is written; the CSV and the plot are then rendered in memory
+and committed together (`atomic.atomic_write_all`): a reader never sees half a file, and a failed
+write (a full disk) leaves every file as it was, including an `--out` that existed before. Replacing
+an existing `--out` or `--plot` is announced on stderr.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from one4all.api import Forecaster
-from one4all.atomic import atomic_write_bytes
+from one4all.atomic import atomic_write_all, probe_writable
 from one4all.data.formats.table import Table, read_frame
-from one4all.errors import UserError
+from one4all.errors import UserError, write_error
 from one4all.paths import resolve_data_file
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,9 @@ def forecast_csv(run: str | Path, csv: str | Path, out: str | Path, plot: str | 
     out = Path(out).expanduser()
     plot = Path(plot).expanduser() if plot is not None else None
     _check_outputs(csv, out, plot)
+    for path in (out, plot):
+        if path is not None:
+            probe_writable(path.parent, "--out" if path is out else "--plot")
     forecaster = Forecaster.load(run)
     model = forecaster.model
     table = model.prepare(read_frame(csv), str(csv))
@@ -97,13 +102,11 @@ def render_plot(table: Table, future: pd.DataFrame, channels: list[str], history
 
 
 def commit(files: dict[Path, bytes]) -> None:
-    """Write every file atomically; if one fails, remove the ones already written."""
-    written: list[Path] = []
+    """Write every file, all or nothing; announce the files that are replaced."""
+    replaced = [path for path in files if path.exists()]
     try:
-        for path, data in files.items():
-            atomic_write_bytes(path, data)
-            written.append(path)
+        atomic_write_all(files)
     except OSError as err:
-        for path in written:
-            path.unlink(missing_ok=True)
-        raise UserError(f"cannot write {err.filename or path}: {err.strerror}; choose a writable path") from err
+        raise write_error(err, "the forecast", "no file was written or changed") from err
+    for path in replaced:
+        log.warning("replaced the existing %s", path)

@@ -12,12 +12,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+import yaml
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from one4all import notices
 from one4all.artifact import save_artifact
-from one4all.atomic import atomic_write_text
+from one4all.atomic import atomic_write_text, probe_writable
 from one4all.checkpointing import AtomicCheckpointIO, resolve_ckpt_path
 from one4all.config import build_object
 from one4all.contract import VAL_LOSS, IOSpec, Network, RunHooks
@@ -29,7 +31,9 @@ from one4all.efficiency import (
     peak_rss_mb,
     resolve_precision,
 )
-from one4all.errors import UserError
+from one4all.errors import UserError, write_error
+from one4all.schema import first_line
+from one4all.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,7 @@ def build(cfg: DictConfig, data_inputs: dict[str, Any] | None = None) -> Run:
     loaded = protocol.load(data)
     io = protocol.io_spec(loaded)
     network = build_object(cfg.model, io=io)
-    datasets = protocol.datasets(loaded, network.channel_independent, data.train_fraction)
+    datasets = protocol.datasets(loaded, network.channel_independent, data.train_fraction, network.time_features)
     network.calibrate(datasets["train"])
     datamodule = TimeSeriesDataModule(datasets, data.batch_size, data.eval_batch_size, data.num_workers,
                                       paper_compat=cfg.paper_compat, seed=cfg.seed)
@@ -111,9 +115,9 @@ def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, pre
     warnings.filterwarnings("ignore", message=r".*self\.log\('(val|test)/.*sync_dist=True", category=UserWarning)
     # The data module splits data across ranks itself (disjoint training order that can resume
     # mid-epoch, unpadded evaluation shards), so Lightning must not inject DistributedSampler.
-    return instantiate(cfg.trainer, callbacks=callbacks, precision=precision, default_root_dir=str(run_dir),
-                       logger=make_logger(cfg, run_dir), use_distributed_sampler=False,
-                       plugins=[AtomicCheckpointIO()])
+    return build_object(cfg.trainer, callbacks=callbacks, precision=precision, default_root_dir=str(run_dir),
+                        logger=make_logger(cfg, run_dir), use_distributed_sampler=False,
+                        plugins=[AtomicCheckpointIO()])
 
 
 def check_resumable(cfg: DictConfig, run_dir: Path) -> None:
@@ -124,7 +128,15 @@ def check_resumable(cfg: DictConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
+    try:
+        # Compared as written (never resolved): the file is data, whoever wrote it.
+        saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
+    except (OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UserError(f"{saved_path} is not a readable config ({first_line(err)}); resume a run directory "
+                        "written by `one4all train`") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{saved_path} is not a one4all run config; resume a run directory written by "
+                        "`one4all train`")
     current = OmegaConf.to_container(cfg, resolve=True)
     for config in (saved, current):
         for key in ("root", "num_workers"):
@@ -157,9 +169,11 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     and logs from rank 0 too), and every rank returns the same metrics.
     """
     started = time.perf_counter()
+    check_config(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
+    probe_writable(run_dir, "the run directory (hydra.run.dir)")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     built = build(cfg, data_inputs)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
     if ckpt_path is not None:
         check_resumable(cfg, run_dir)
     precision = resolve_precision(cfg.trainer.precision)
@@ -168,6 +182,18 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     hooks = [callback for callback in trainer.callbacks if isinstance(callback, RunHooks)]
     for callback in hooks:  # a callback that cannot serve this run refuses it before any file exists
         callback.check_run(trainer, built.network)
+    notices.release()  # the run is accepted: what building it noticed is worth reading now
+    try:
+        return _fit_test_save(cfg, run_dir, built, trainer, ckpt_path, hooks, monitor, precision, started)
+    except OSError as err:  # a full or read-only disk while the run writes its files
+        raise write_error(err, f"the run's files in {run_dir}", "every file written so far is complete (atomic "
+                          f"writes): fix that and resume with ckpt_path=last hydra.run.dir={run_dir}") from err
+
+
+def _fit_test_save(cfg: DictConfig, run_dir: Path, built: Run, trainer: L.Trainer, ckpt_path: str | None,
+                   hooks: list[RunHooks], monitor: ThroughputMonitor, precision: str, started: float
+                   ) -> dict[str, Any]:
+    """Fit, test and write the run directory: `run`'s second half, once everything is built and checked."""
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -189,7 +215,8 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
                  "train_fraction": built.data.train_fraction},
         **network.run_report(),
         "efficiency": {**count_parameters(network), "artifact_bytes": directory_bytes(artifact),
-                       "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision},
+                       "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision,
+                       "paper_precision": cfg.paper_precision},
         "run": {"seed": cfg.seed, "wall_time_s": round(time.perf_counter() - started, 1),
                 "global_step": trainer.global_step, "epochs": trainer.current_epoch,
                 "selected_checkpoint": "best" if best else "last", "world_size": trainer.world_size,

@@ -169,9 +169,9 @@ def test_missing_csv_and_horizon_beyond_the_model(run_dir, exchange, tmp_path, c
     assert forecast(run_dir, exchange, exchange) == 2  # would overwrite the input
     assert_clean_failure(capsys, "is the input CSV", out.parent)
     (tmp_path / "afile").write_text("")
-    # the plot cannot be written (its folder is a file): the CSV already written is removed again
+    # the plot cannot be written (its folder is a file): found before anything is written
     assert forecast(run_dir, exchange, out, "--plot", str(tmp_path / "afile" / "f.png")) == 2
-    assert_clean_failure(capsys, "choose a writable path", out.parent)
+    assert_clean_failure(capsys, f"{tmp_path / 'afile'} is a file, not a folder; choose another location", out.parent)
 
 
 def _broken_copy(run_dir: Path, tmp_path: Path, breaker) -> Path:

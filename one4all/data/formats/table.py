@@ -8,7 +8,8 @@ interpolated linearly in runs of at most `data.max_missing_gap` steps; a longer 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,8 @@ class Table:
     timestamps: pd.DatetimeIndex | None
     date_col: str | None
     freq: str | None
+    # Columns left out as channels, with why ("boolean", "non-numeric"), to explain a missing target.
+    dropped: dict[str, str] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -49,6 +52,8 @@ def _separator(head: bytes) -> str:
 def read_frame(path: str | Path) -> pd.DataFrame:
     """Read a CSV into a DataFrame with clear errors for missing, empty, binary or malformed files."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a CSV file; give the path of the .csv file inside it")
     if not path.is_file():
         raise UserError(f"data file not found: {path} (check data.path / data.root or --csv)")
     with open(path, "rb") as handle:
@@ -72,28 +77,48 @@ def read_frame(path: str | Path) -> pd.DataFrame:
     return frame
 
 
-def numeric_columns(frame: pd.DataFrame, exclude: set[str], wanted: list[str] | None) -> list[str]:
-    """Columns usable as channels; announce the ones that are dropped."""
+# Numbers as spreadsheets format them: 1,234.5 / 1.234,5 / 1 234,5 / 1'234.5 (thousands) or 0,5 (decimal comma).
+_FORMATTED_NUMBER = re.compile(r"[+-]?(\d{1,3}([,.' \u00a0]\d{3})+([.,]\d+)?|\d+,\d+)")
+
+
+def _formatted_numbers(col: str, series: pd.Series) -> None:
+    """Refuse a column of numbers written with thousands separators or decimal commas: dropping it
+    as text would lose a channel (or the target) the user meant."""
+    text = series.dropna().astype(str).str.strip()
+    matches = text.str.fullmatch(_FORMATTED_NUMBER)
+    if len(text) and matches.mean() >= 0.9:
+        row = int(np.flatnonzero(matches.to_numpy())[0])
+        raise UserError(f"column {col!r} holds numbers written with thousands separators or a decimal comma "
+                        f"({text.iloc[row]!r} at data row {series.index.get_loc(text.index[row]) + 1}); export "
+                        "plain numbers such as 1234.5, or leave the column out with data.columns")
+
+
+def numeric_columns(frame: pd.DataFrame, exclude: set[str], wanted: list[str] | None,
+                    dropped: dict[str, str] | None = None) -> list[str]:
+    """Columns usable as channels; announce the ones that are dropped (and record why in `dropped`)."""
+    dropped = {} if dropped is None else dropped
     if wanted:
         missing = [c for c in wanted if c not in frame.columns]
         if missing:
             raise UserError(f"columns {missing} not in the CSV (columns: {list(frame.columns)}); fix data.columns")
         return list(wanted)
-    keep, dropped = [], []
+    keep = []
     for col in frame.columns:
         if col in exclude:
             continue
         series = frame[col]
         if pd.api.types.is_bool_dtype(series):
-            dropped.append(f"{col} (boolean)")
+            dropped[col] = "boolean"
         elif pd.api.types.is_numeric_dtype(series):
             keep.append(col)
         elif pd.to_numeric(series, errors="coerce").notna().sum() >= 0.9 * series.notna().sum():
             keep.append(col)  # a numeric column with a few bad cells: to_float_matrix names them
         else:
-            dropped.append(f"{col} (non-numeric)")
+            _formatted_numbers(col, series)
+            dropped[col] = "non-numeric"
     if dropped:
-        log.warning("ignoring columns %s; list them in data.columns to use them", ", ".join(dropped))
+        log.warning("ignoring columns %s; list them in data.columns to use them",
+                    ", ".join(f"{col} ({why})" for col, why in dropped.items()))
     return keep
 
 
@@ -163,12 +188,23 @@ def frame_to_table(
         raise UserError(f"{source} has no rows; give the series' rows")
     col, stamps = detect_date_column(frame, date_col)
     validate_timestamps(stamps, col, frame[col])
-    channels = numeric_columns(frame, exclude={col}, wanted=columns)
+    dropped: dict[str, str] = {}
+    channels = numeric_columns(frame, exclude={col}, wanted=columns, dropped=dropped)
     if not channels:
         raise UserError(f"{source} has no numeric columns besides {col!r}; add value columns")
     values = fill_missing(to_float_matrix(frame, channels), channels, max_missing_gap)
+    _check_float32_range(values, channels)
     return Table(values=values.astype(np.float32), columns=channels, timestamps=stamps, date_col=col,
-                 freq=resolve_frequency(stamps, col, freq))
+                 freq=resolve_frequency(stamps, col, freq), dropped=dropped)
+
+
+def _check_float32_range(values: np.ndarray, columns: list[str]) -> None:
+    """Training runs in float32: a larger value would become inf and every metric NaN."""
+    beyond = np.abs(values) > np.finfo(np.float32).max
+    if beyond.any():
+        row, channel = (int(i[0]) for i in np.nonzero(beyond))
+        raise UserError(f"column {columns[channel]!r} has the value {values[row, channel]:.3g} at data row {row + 1}, "
+                        "beyond float32's range (3.4e38); rescale the column, e.g. to thousands or millions")
 
 
 def read_table(

@@ -3,6 +3,8 @@
 Policy (docs/guides/own-csv.md):
 - the date column is the one named (`data.date_col`), else the first column named like a date
   (date, datetime, timestamp, time, ds, period) that parses, else the first column that parses;
+- numeric dates (01/02/2024) are read month first as pandas does, unless a day above 12 shows
+  the column is DD/MM/YYYY (then day first, with a notice);
 - a zone is kept as given (`...Z` stays UTC); offsets that change within the column (daylight
   saving) are converted to UTC with a notice; a column mixing zoned and zone-less values is an error;
 - the frequency is `data.freq` if given (the timestamps must lie on its grid), else inferred; a
@@ -37,14 +39,33 @@ def _mixed_zones(series: pd.Series, col: str) -> pd.Series:
     return pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
 
 
+def _day_first(series: pd.Series) -> bool:
+    """Whether a column of numeric dates (12/01/2024, 13.01.2024) puts the day first.
+
+    pandas reads each value month first when it can and day first when it must, so a sorted
+    DD/MM/YYYY column would come out shuffled: day first when some first field exceeds 12 and no
+    second field does. ISO dates never match, and a column where neither field exceeds 12 stays
+    month first (pandas' default).
+    """
+    text = series.dropna().astype(str)
+    parts = text.str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?!\d)")
+    if text.empty or parts.isna().any(axis=None):
+        return False
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    return bool((first > 12).any() and (second <= 12).all())
+
+
 def parse_dates(series: pd.Series, col: str) -> pd.Series | None:
     """Timestamps of a column (NaT where a value does not parse), or None if it holds no dates at all."""
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return None
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
         return series
+    day_first = _day_first(series)
+    if day_first:
+        log.warning("column %r holds DD/MM/YYYY dates (a day above 12 comes first); read them day first", col)
     try:
-        parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+        parsed = pd.to_datetime(series, errors="coerce", format="mixed", dayfirst=day_first)
     except ValueError as err:
         if "Mixed timezones" not in str(err):
             return None

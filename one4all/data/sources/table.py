@@ -18,7 +18,8 @@ from one4all.data.formats.table import Table, frame_to_table, read_table
 from one4all.data.sources.base import LoaderSettings
 from one4all.data.splits import Borders, StandardScaler, make_borders, scheme_for_file
 from one4all.errors import UserError
-from one4all.paths import resolve_data_file
+from one4all.marks import compute_marks, mark_names
+from one4all.paths import default_data_root, resolve_data_file
 
 FEATURES = ("M", "S", "MS")
 
@@ -50,12 +51,27 @@ class SeriesData:
         start, end = self.borders.as_dict()[split]
         return self.scaled[start:end]
 
+    def marks(self, split: str, time_features: str) -> np.ndarray | None:
+        """Time-feature marks `[rows, n_marks]` of the split's rows (one4all.marks); None for `none`."""
+        if time_features == "none":
+            return None
+        if self.timestamps is None:
+            mark_names(time_features, None)  # refuses: marks need timestamps
+        start, end = self.borders.as_dict()[split]
+        return compute_marks(self.timestamps[start:end], time_features, self.freq)
+
 
 def select_features(table: Table, features: str, target: str | None) -> tuple[list[int], list[int]]:
     """Column indices for inputs and targets under TSLib's features M / S / MS."""
     if features not in FEATURES:
         raise UserError(f"unknown data.features={features!r}; use M (all->all), S (target->target) or MS")
+    if target in table.dropped:
+        raise UserError(f"data.target={target!r} is a {table.dropped[target]} column, so it cannot be forecast; "
+                        f"choose a numeric column (numeric columns: {table.columns})")
     if features == "M":
+        if target is not None and target not in table.columns:
+            raise UserError(f"data.target={target!r} is not a column (columns: {table.columns}); fix data.target "
+                            "(with data.features=M every column is forecast, the target only names one)")
         idx = list(range(len(table.columns)))
         return idx, idx
     if target is None or target not in table.columns:
@@ -139,8 +155,20 @@ class CsvData(TableData):
         super().__init__(name=name or Path(resolved).stem,
                          split=scheme_for_file(resolved.name) if split == "auto" else split, **settings)
         self.path = resolved
+        self.requested, self.root = str(path), root
 
     def read(self) -> Table:
+        relative = not Path(self.requested).expanduser().is_absolute() and not self.requested.startswith("pkg://")
+        if relative and not self.path.exists():
+            base = default_data_root()
+            if self.root:
+                where = f"is not under data.root={self.root}"
+            elif base:
+                where = f"is neither in the working directory {Path.cwd()} nor in the data root {base}"
+            else:
+                where = f"is not in the working directory {Path.cwd()}"
+            raise UserError(f"data file not found: {self.requested} {where}; check data.path and data.root (an "
+                            "absolute data.path is used as it is)")
         return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap)
 
     def describe_source(self) -> dict:

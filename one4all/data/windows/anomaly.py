@@ -30,7 +30,7 @@ from one4all.contract import IOSpec
 from one4all.data.formats import anomaly as readers
 from one4all.data.sources.anomaly import AnomalyCsvData, AnomalySource
 from one4all.data.splits import StandardScaler
-from one4all.data.windows.base import WindowDataset
+from one4all.data.windows.base import WindowDataset, refuse_marks
 from one4all.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -105,10 +105,11 @@ class AnomalyProtocol:
     def io_spec(self, data: AnomalyData) -> IOSpec:
         return IOSpec(seq_len=self.seq_len, n_channels=data.series.train.shape[1], kind="reconstruct")
 
-    def datasets(self, data: AnomalyData, channel_independent: bool, train_fraction: float = 1.0
-                 ) -> dict[str, Windows]:
+    def datasets(self, data: AnomalyData, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, Windows]:
         """train/val: stride-1 windows; test: the scoring windows over train, val and test.
         Windows hold every channel whatever `channel_independent` says."""
+        refuse_marks(time_features, "anomaly data")
         n_train = len(data.scaled["train"]) - self.seq_len + 1
         limit = int(n_train * train_fraction) if train_fraction < 1.0 else None
         stride = self.score_stride or self.seq_len

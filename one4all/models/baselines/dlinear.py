@@ -46,7 +46,8 @@ class TimeLinear(nn.Module):
     """A linear map over time, `[b, c, in_len] -> [b, c, out_len]`, shared or one per channel.
 
     `init="average"` starts every weight at 1/in_len, so each output starts as the input's mean
-    (the authors' code); `"default"` is nn.Linear's uniform init. Biases use nn.Linear's init.
+    (Time-Series-Library's DLinear); `"default"` is nn.Linear's uniform init (the authors' LTSF-Linear
+    code, where the average lines are commented out). Biases use nn.Linear's init.
     """
 
     def __init__(self, in_len: int, out_len: int, n_maps: int = 1, init: str = "average") -> None:
