@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ def compose_config(overrides: list[str], config_name: str = "train") -> tuple[Di
         # Baselines train all their parameters: an adapter would be silently ignored.
         raise UserError(f"model {cfg.model.get('_target_', '?').rsplit('.', 1)[-1]} trains all its parameters and "
                         "takes no adapter; drop the adapter override (adapters apply to the GPT-2 models)")
+    if "_target_" not in (cfg.get("model", {}).get("backbone") or {}) and any(
+            o.lstrip("+~").split("=", 1)[0] == "ablation" for o in overrides):
+        # The ablation group writes model.backbone.*: on a baseline that would be a confusing unknown key.
+        raise UserError(f"ablation=... changes the frozen backbone of model=one4all; model "
+                        f"{cfg.model.get('_target_', '?').rsplit('.', 1)[-1]} has none, drop the ablation override")
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, run_dir
@@ -86,3 +92,10 @@ def build_object(node: Any, **kwargs: Any) -> Any:
             target = node.get("_target_", "?") if isinstance(node, dict | DictConfig) else "?"
             raise UserError(f"config for {target}: {first_line(cause)}; fix its setting") from err
         raise
+
+
+def quote(value: Any) -> str:
+    """A Hydra override value that stays the literal string (column '0' must not become the int 0)."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", str(value))
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return f"'{text}'"

@@ -78,8 +78,9 @@ def render() -> str:
     out = ["# Configuration reference", "",
            "Generated from `configs/` by `python scripts/config_reference.py`; do not edit by hand.",
            "Pick an option of a group with `group=option` (e.g. `data=csv`), override a key with",
-           "`key=value` (e.g. `data.batch_size=64`). `train.yaml` and `compare.yaml` are the entry configs.", ""]
-    for entry in ("train.yaml", "compare.yaml"):
+           "`key=value` (e.g. `data.batch_size=64`). `train.yaml`, `compare.yaml` and `backtest.yaml` are the "
+           "entry configs.", ""]
+    for entry in ("train.yaml", "compare.yaml", "backtest.yaml"):
         out += section(CONFIGS / entry, f"## `{entry}`")
     for group in groups:
         out += [f"## `{group.name}/`", ""]
@@ -87,7 +88,9 @@ def render() -> str:
             option = path.relative_to(group).with_suffix("").as_posix()
             # Keys of a plain group file live under the group's name; `_global_` files say where.
             prefix = "" if "@package" in path.read_text() or "/" in option else f"{group.name}."
-            out += section(path, f"### `{group.name}={option}`", prefix)
+            # A file in a subfolder is an option of a nested group (model/backbone/minilm.yaml: model/backbone=minilm).
+            subgroup, _, name = option.rpartition("/")
+            out += section(path, f"### `{'/'.join(filter(None, (group.name, subgroup)))}={name}`", prefix)
     return "\n".join(out).rstrip() + "\n"
 
 
