@@ -10,28 +10,33 @@ different GPT-2 or a torch version whose RNG differs fails loudly instead of pre
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 
-from one4all.atomic import atomic_write_text, umask_mode
-from one4all.config import build_object
+from one4all.atomic import atomic_write_bytes, atomic_write_text, umask_mode
 from one4all.contract import IOSpec, Network
-from one4all.errors import UserError
+from one4all.errors import UserError, write_error
+from one4all.models.spec import build, to_spec
+from one4all.schema import checked_object, first_line, shown
 
 FORMAT = "one4all-artifact"
-VERSION = 1
+# 2: the network is a spec of registered names and plain settings (models.spec); 1 named Python classes.
+VERSION = 2
 MANIFEST = "model.json"
 TENSORS = "trainable.safetensors"
+# A manifest is a few kB; anything far larger is not one, and is refused before it is parsed.
+MAX_MANIFEST_BYTES = 1 << 24
 
 
 def frozen_checksums(network: Network) -> dict[str, str]:
@@ -48,84 +53,145 @@ def frozen_checksums(network: Network) -> dict[str, str]:
     return {k: v.hexdigest() for k, v in digests.items()}
 
 
-def trainable_tensors(network: Network) -> dict[str, torch.Tensor]:
-    """Trainable parameters, persistent buffers and frozen-but-learned weights (`stored_frozen`):
-    everything a fresh network cannot regenerate."""
+def stored_names(network: Network) -> set[str]:
+    """State-dict keys an artifact stores: trainable parameters, persistent buffers and frozen-but-learned
+    weights (`stored_frozen`), i.e. everything a fresh network cannot regenerate."""
     frozen = {name for name, p in network.named_parameters() if not p.requires_grad} - network.stored_frozen()
-    return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items() if k not in frozen}
+    return set(network.state_dict()) - frozen
 
 
-def save_artifact(directory: str | Path, network: Network, network_config: dict, io: IOSpec,
+def trainable_tensors(network: Network) -> dict[str, torch.Tensor]:
+    """The tensors of `stored_names`, on the CPU."""
+    names = stored_names(network)
+    return {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items() if k in names}
+
+
+def save_artifact(directory: str | Path, network: Network, network_config: Mapping[str, Any], io: IOSpec,
                   extra: dict[str, Any]) -> Path:
-    """Write the artifact into `directory` (created; replaced atomically if it exists)."""
+    """Write the artifact into `directory` (created; replaced atomically if it exists).
+
+    `network_config`: the model config (`_target_` nodes) or the spec of a loaded artifact; it is
+    stored as a spec (models.spec), so the manifest names registered classes only. A failed write
+    leaves `directory` as it was.
+    """
     directory = Path(directory)
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    os.chmod(staging, umask_mode(0o777))
     manifest = {
         "format": FORMAT,
         "version": VERSION,
         "torch_version": torch.__version__,
-        "network": network_config,
+        "network": to_spec(network_config),
         "io": io.as_dict(),
         "frozen_sha256": frozen_checksums(network),
         **extra,
     }
-    save_file(trainable_tensors(network), str(staging / TENSORS))
-    atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, default=str))
-    if directory.exists():
-        old = directory.with_name(f".{directory.name}.old")
-        # Left behind if a previous replacement was killed between its two renames.
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
-        os.replace(staging, directory)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, directory)
+    tensors = save(trainable_tensors(network))
+    staging = None
+    try:
+        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+        os.chmod(staging, umask_mode(0o777))
+        atomic_write_bytes(staging / TENSORS, tensors)
+        atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, default=str))
+        _replace_directory(staging, directory)
+    except OSError as err:
+        raise write_error(err, f"the model artifact {directory}", "nothing of it was written") from err
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return directory
 
 
+def _replace_directory(staging: Path, directory: Path) -> None:
+    """Rename `staging` onto `directory`; an existing one is swapped out, and back in if the swap fails."""
+    if not directory.exists():
+        os.replace(staging, directory)
+        return
+    old = directory.with_name(f".{directory.name}.old")
+    # Left behind if a previous replacement was killed between its two renames.
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(directory, old)
+    try:
+        os.replace(staging, directory)
+    except OSError:
+        os.replace(old, directory)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def read_manifest(directory: str | Path) -> dict[str, Any]:
-    """The manifest, validated for format and version."""
+    """The manifest, validated for format, version and the types of its top-level entries.
+
+    The network and io entries are checked in depth when the network is rebuilt (`load_artifact`);
+    other entries (the data schema of a forecaster, ...) by whoever reads them.
+    """
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise UserError(f"no model artifact at {directory} ({MANIFEST} missing); pass a run directory's model/ "
                         "folder or a run directory from `one4all train`")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise UserError(f"{path} is {path.stat().st_size} bytes, far more than a manifest holds; the file is not a "
+                        "one4all manifest: retrain or restore it")
     try:
         manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"corrupt artifact manifest {path}: {err}; retrain or restore the file") from err
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise UserError(f"corrupt artifact manifest {path}: {first_line(err)}; retrain or restore the file") from err
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not a one4all artifact; pass the model/ folder written by `one4all train`")
-    if manifest.get("version") != VERSION:
-        raise UserError(f"artifact version {manifest.get('version')} is not supported by this one4all "
-                        f"(expects {VERSION}); retrain the model with this version")
-    _check_targets(manifest["network"])
+    version = manifest.get("version")
+    if version == 1:
+        raise UserError(f"{path} is an artifact of version 1, whose manifests named Python classes; this one4all "
+                        f"loads only version {VERSION} (plain data): retrain the model with this version")
+    if version != VERSION:
+        raise UserError(f"artifact version {shown(version)} is not supported by this one4all (expects {VERSION}); "
+                        "retrain the model with this version")
+    for key, kind in (("network", dict), ("io", dict), ("frozen_sha256", dict), ("torch_version", str)):
+        if not isinstance(manifest.get(key), kind):
+            raise UserError(f"corrupt artifact manifest {path}: '{key}' is missing or not a {kind.__name__}; "
+                            "retrain or restore the file")
     return manifest
 
 
-def _check_targets(node: Any) -> None:
-    # A manifest is data: it may only name one4all's own classes, never arbitrary callables.
-    if isinstance(node, dict):
-        target = node.get("_target_")
-        if target is not None and not str(target).startswith("one4all."):
-            raise UserError(f"artifact names a foreign class {target!r}; refusing to load it")
-        for value in node.values():
-            _check_targets(value)
-    elif isinstance(node, list):
-        for value in node:
-            _check_targets(value)
+def stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in a safetensors file, from its header (no tensor is read)."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"corrupt or missing {path}: {first_line(err)}; retrain or restore the file") from err
 
 
-def load_artifact(directory: str | Path, backbone_path: str | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild the network from an artifact: regenerate, verify, then load trainable tensors."""
+def check_stored(network: Network, shapes: dict[str, tuple[int, ...]]) -> None:
+    """The tensors `network` loads must be exactly the stored ones, with the same shapes."""
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items() if k in stored_names(network)}
+    missing, unexpected = sorted(set(expected) - set(shapes)), sorted(set(shapes) - set(expected))
+    if missing or unexpected:
+        raise UserError(f"the stored tensors do not match the network (missing {missing[:3]}, unexpected "
+                        f"{unexpected[:3]})")
+    wrong = [k for k in sorted(expected) if expected[k] != shapes[k]]
+    if wrong:
+        raise UserError(f"the stored tensors do not fit the network ({wrong[0]}: stored {list(shapes[wrong[0]])}, "
+                        f"the manifest implies {list(expected[wrong[0]])})")
+
+
+def load_artifact(directory: str | Path, backbone_path: str | None = None) -> tuple[Network, dict]:
+    """Rebuild the network from an artifact: check the manifest, regenerate, verify, then load trainable tensors.
+
+    Nothing in the files is executed or imported: the network comes from a registered class and
+    checked plain settings (models.spec), the tensors from safetensors.
+    """
     directory = Path(directory)
     manifest = read_manifest(directory)
-    config = json.loads(json.dumps(manifest["network"]))
-    if backbone_path is not None and "backbone" in config:
-        config["backbone"]["path"] = backbone_path
-        if "package" in config["backbone"]:  # the given weights replace a weights package (models.backbones.bert)
-            config["backbone"]["package"] = None
-    network = build_object(config, io=IOSpec(**manifest["io"]))
+    spec = copy.deepcopy(manifest["network"])
+    if backbone_path is not None and isinstance(spec.get("backbone"), dict):
+        spec["backbone"]["path"] = backbone_path
+        if "package" in spec["backbone"]:  # the given weights replace a weights package (models.backbones.bert)
+            spec["backbone"]["package"] = None
+    shapes = stored_shapes(directory / TENSORS)
+    try:
+        io = checked_object(IOSpec, "io", manifest["io"])
+        network = build(spec, io, verify=lambda dry: check_stored(dry, shapes))
+    except UserError as err:
+        raise UserError(f"refusing the model in {directory}: {err}; the artifact was edited, is corrupt or is "
+                        "from an incompatible version: retrain or restore it") from None
     network.eval()
     sums = frozen_checksums(network)
     for group, expected in manifest["frozen_sha256"].items():
@@ -133,21 +199,12 @@ def load_artifact(directory: str | Path, backbone_path: str | None = None) -> tu
             what = "backbone weights" if group == "backbone" else "regenerated frozen random weights"
             raise UserError(
                 f"{what} differ from the ones this model was trained with (checksum mismatch; trained with "
-                f"torch {manifest['torch_version']}, running torch {torch.__version__}); use the same "
+                f"torch {shown(manifest['torch_version'])}, running torch {torch.__version__}); use the same "
                 "backbone weights and torch version as training")
     try:
         tensors = load_file(str(directory / TENSORS))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"corrupt or missing {directory / TENSORS}: {err}; retrain or restore the file") from err
-    missing = sorted(set(trainable_tensors(network)) - set(tensors))
-    unexpected = sorted(set(tensors) - set(network.state_dict()))
-    if missing or unexpected:
-        raise UserError(f"artifact tensors do not match the network (missing {missing[:3]}, unexpected "
-                        f"{unexpected[:3]}); the artifact is from an incompatible version, retrain it")
-    try:
         network.load_state_dict(tensors, strict=False)
-    except RuntimeError as err:  # shape mismatch: tensors and manifest disagree
-        first = str(err).splitlines()[-1].strip()
-        raise UserError(f"artifact tensors do not fit the network ({first}); the artifact is corrupt or from an "
-                        "incompatible version, retrain it") from err
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise UserError(f"corrupt or missing {directory / TENSORS}: {first_line(err)}; retrain or restore the "
+                        "file") from err
     return network, manifest

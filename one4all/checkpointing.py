@@ -9,6 +9,8 @@ stopping had already ended training.
 
 from __future__ import annotations
 
+import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from one4all.atomic import atomic_write
 from one4all.data.datamodule import TimeSeriesDataModule
 from one4all.errors import UserError
+from one4all.schema import first_line
 
 LAST = "last.ckpt"
 STATE_KEY = "one4all_resume"
@@ -40,8 +43,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             # Object stores and storage options: keep Lightning's fsspec path.
             super().save_checkpoint(checkpoint, path, storage_options)
             return
+        # Serialised in memory first: torch's writer reports a failed write (a full disk) as a bare
+        # RuntimeError, a plain file write as an OSError naming the file and its errno.
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
         with atomic_write(path, "wb") as handle:
-            torch.save(checkpoint, handle)
+            handle.write(buffer.getbuffer())
 
 
 def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
@@ -57,16 +64,41 @@ def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
     last = run_dir / "checkpoints" / LAST
     if str(ckpt_path) == "auto":
         candidates = [p for p in (last, *run_dir.glob("hpc_ckpt_*.ckpt")) if p.is_file()]
-        return str(max(candidates, key=lambda p: p.stat().st_mtime)) if candidates else None
+        if not candidates:
+            return None
+        newest = max(candidates, key=lambda p: p.stat().st_mtime)
+        check_checkpoint(newest)
+        return str(newest)
     if str(ckpt_path) == "last":
         if not last.is_file():
             raise UserError(f"ckpt_path=last but {last} does not exist; pass hydra.run.dir=<the interrupted run's "
                             "directory> (or ckpt_path=auto to start fresh when there is nothing to resume)")
+        check_checkpoint(last)
         return str(last)
     path = Path(ckpt_path).expanduser()
     if not path.is_file():
         raise UserError(f"ckpt_path={ckpt_path} does not exist; pass an existing .ckpt file, last or auto")
+    check_checkpoint(path)
     return str(path.resolve())
+
+
+def check_checkpoint(path: Path) -> None:
+    """Refuse a file that is not a readable training checkpoint (another format, truncated) in one line.
+
+    Read as Lightning will resume from it: `weights_only`, so nothing in it can run code.
+    """
+    try:
+        # mmap: the tensors are not read, only the archive's index and the pickled structure.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:  # weights_only refused what the pickle names
+        reason = first_line(err)[:120]
+    except (RuntimeError, EOFError, OSError, ValueError):
+        reason = "not a torch checkpoint archive, or a truncated one"
+    else:
+        reason = None if isinstance(state, dict) and "state_dict" in state else "it holds no training state"
+    if reason is not None:
+        raise UserError(f"ckpt_path: {path} is not a readable training checkpoint ({reason}); pass a .ckpt written "
+                        "by `one4all train` (e.g. ckpt_path=last with its hydra.run.dir)")
 
 
 def _gathered(trainer: L.Trainer, state: torch.Tensor) -> torch.Tensor:

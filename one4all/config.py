@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from one4all.errors import UserError
 from one4all.paths import config_dir
+from one4all.schema import CONSTRUCTOR_ERRORS, first_line
 
 
 def compose_config(overrides: list[str], config_name: str = "train") -> tuple[DictConfig, Path]:
@@ -81,7 +83,19 @@ def build_object(node: Any, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if isinstance(cause, UserError):
             raise cause from None
-        if isinstance(cause, TypeError) and "argument" in str(cause):
+        # Imported here: composing a config must not pay for importing Lightning.
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        # What a constructor raises on a value it cannot use (Lightning: MisconfigurationException, e.g.
+        # an accelerator this machine lacks) is a configuration error; validation.py catches most earlier.
+        if isinstance(cause, (*CONSTRUCTOR_ERRORS, MisconfigurationException)):
             target = node.get("_target_", "?") if isinstance(node, dict | DictConfig) else "?"
-            raise UserError(f"config for {target}: {cause}; fix the key in its config group") from err
+            raise UserError(f"config for {target}: {first_line(cause)}; fix its setting") from err
         raise
+
+
+def quote(value: Any) -> str:
+    """A Hydra override value that stays the literal string (column '0' must not become the int 0)."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", str(value))
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return f"'{text}'"

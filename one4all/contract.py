@@ -44,6 +44,9 @@ class IOSpec:
     freq: str | None = None
 
     def __post_init__(self) -> None:
+        for name, value in (("seq_len", self.seq_len), ("n_channels", self.n_channels)):
+            if value < 1:
+                raise ValueError(f"IOSpec.{name}={value} must be positive")
         if self.kind not in KINDS:
             raise ValueError(f"IOSpec.kind={self.kind!r}; expected one of {KINDS}")
         if self.masked and self.kind == "forecast":

@@ -6,6 +6,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from one4all.errors import UserError
+
 DATA_ENV = "ONE4ALL_DATA_ROOT"
 
 
@@ -37,7 +39,11 @@ def resolve_data_file(root: str | os.PathLike | None, path: str | os.PathLike) -
     text = str(path)
     if text.startswith("pkg://"):
         package, _, name = text[len("pkg://"):].partition("/")
-        return Path(str(resources.files(package) / name))
+        try:
+            return Path(str(resources.files(package) / name))
+        except (ModuleNotFoundError, ValueError, TypeError) as err:
+            raise UserError(f"{text}: no installed package {package!r} ({err}); pkg:// names a file inside an "
+                            "installed Python package, e.g. pkg://tsdata.fpp3/vic_elec.csv") from None
     p = Path(path).expanduser()
     if p.is_absolute():
         return p

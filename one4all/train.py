@@ -6,18 +6,21 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+import yaml
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from one4all import notices
 from one4all.artifact import save_artifact
-from one4all.atomic import atomic_write_text
+from one4all.atomic import atomic_write_text, probe_writable
 from one4all.checkpointing import AtomicCheckpointIO, resolve_ckpt_path
 from one4all.config import build_object
 from one4all.contract import VAL_LOSS, IOSpec, Network, RunHooks
@@ -29,7 +32,9 @@ from one4all.efficiency import (
     peak_rss_mb,
     resolve_precision,
 )
-from one4all.errors import UserError
+from one4all.errors import UserError, write_error
+from one4all.schema import first_line
+from one4all.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +116,9 @@ def make_trainer(cfg: DictConfig, run_dir: Path, monitor: ThroughputMonitor, pre
     warnings.filterwarnings("ignore", message=r".*self\.log\('(val|test)/.*sync_dist=True", category=UserWarning)
     # The data module splits data across ranks itself (disjoint training order that can resume
     # mid-epoch, unpadded evaluation shards), so Lightning must not inject DistributedSampler.
-    return instantiate(cfg.trainer, callbacks=callbacks, precision=precision, default_root_dir=str(run_dir),
-                       logger=make_logger(cfg, run_dir), use_distributed_sampler=False,
-                       plugins=[AtomicCheckpointIO()])
+    return build_object(cfg.trainer, callbacks=callbacks, precision=precision, default_root_dir=str(run_dir),
+                        logger=make_logger(cfg, run_dir), use_distributed_sampler=False,
+                        plugins=[AtomicCheckpointIO()])
 
 
 def check_resumable(cfg: DictConfig, run_dir: Path) -> None:
@@ -124,7 +129,15 @@ def check_resumable(cfg: DictConfig, run_dir: Path) -> None:
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
-    saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True)
+    try:
+        # Compared as written (never resolved): the file is data, whoever wrote it.
+        saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
+    except (OmegaConfBaseException, yaml.YAMLError, UnicodeDecodeError) as err:
+        raise UserError(f"{saved_path} is not a readable config ({first_line(err)}); resume a run directory "
+                        "written by `one4all train`") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{saved_path} is not a one4all run config; resume a run directory written by "
+                        "`one4all train`")
     current = OmegaConf.to_container(cfg, resolve=True)
     for config in (saved, current):
         for key in ("root", "num_workers"):
@@ -150,16 +163,24 @@ def keep_previous_log(log_dir: Path) -> None:
     current.rename(log_dir / f"metrics.{index}.csv")
 
 
-def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+AfterTraining = Callable[[Run], tuple[dict[str, Any], dict[str, Any]]]
+
+
+def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = None,
+        after_training: AfterTraining | None = None) -> dict[str, Any]:
     """Train, test and write `run_dir` (config, metrics.json, model artifact, logs).
 
     Every DDP process runs this; only global rank 0 writes files (Lightning writes checkpoints
-    and logs from rank 0 too), and every rank returns the same metrics.
+    and logs from rank 0 too), and every rank returns the same metrics. `after_training(built)`
+    (rank 0, selected weights loaded) returns entries for the artifact manifest and for
+    metrics.json, e.g. the interval calibration of `one4all.fitting`.
     """
     started = time.perf_counter()
+    check_config(cfg)
+    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
+    probe_writable(run_dir, "the run directory (hydra.run.dir)")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     built = build(cfg, data_inputs)
-    ckpt_path = resolve_ckpt_path(cfg.ckpt_path, run_dir)
     if ckpt_path is not None:
         check_resumable(cfg, run_dir)
     precision = resolve_precision(cfg.trainer.precision)
@@ -168,6 +189,19 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     hooks = [callback for callback in trainer.callbacks if isinstance(callback, RunHooks)]
     for callback in hooks:  # a callback that cannot serve this run refuses it before any file exists
         callback.check_run(trainer, built.network)
+    notices.release()  # the run is accepted: what building it noticed is worth reading now
+    try:
+        return _fit_test_save(cfg, run_dir, built, trainer, ckpt_path, hooks, monitor, precision, started,
+                              after_training)
+    except OSError as err:  # a full or read-only disk while the run writes its files
+        raise write_error(err, f"the run's files in {run_dir}", "every file written so far is complete (atomic "
+                          f"writes): fix that and resume with ckpt_path=last hydra.run.dir={run_dir}") from err
+
+
+def _fit_test_save(cfg: DictConfig, run_dir: Path, built: Run, trainer: L.Trainer, ckpt_path: str | None,
+                   hooks: list[RunHooks], monitor: ThroughputMonitor, precision: str, started: float,
+                   after_training: AfterTraining | None = None) -> dict[str, Any]:
+    """Fit, test and write the run directory: `run`'s second half, once everything is built and checked."""
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -176,13 +210,25 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path
     # No validation ran (e.g. max_steps below one validation interval): test the final weights.
-    results = trainer.test(built.task, datamodule=built.datamodule, ckpt_path=best or None, weights_only=True)[0]
+    # Without a test split (a user's data held out for early stopping only) the best weights are loaded.
+    if "test" in built.datamodule.datasets:
+        results = trainer.test(built.task, datamodule=built.datamodule, ckpt_path=best or None,
+                               weights_only=True)[0]
+    else:
+        results = {}
+        if best:
+            built.task.load_state_dict(torch.load(best, weights_only=True)["state_dict"], strict=False)
 
     metrics = {k: float(v) for k, v in results.items()}
+    if best:
+        metrics["val/best_loss"] = float(trainer.checkpoint_callback.best_model_score)
     if not trainer.is_global_zero:
         return metrics
     network = built.network
-    extra = {"precision": precision, "data": built.protocol.artifact_meta(built.loaded)}
+    artifact_extra, metrics_extra = after_training(built) if after_training is not None else ({}, {})
+    # The device type lets inference run where training did (when it is there) under the same precision.
+    extra = {"precision": precision, "device": trainer.strategy.root_device.type,
+             "data": built.protocol.artifact_meta(built.loaded), **artifact_extra}
     artifact = save_artifact(run_dir / "model", network, network_config(cfg, network), built.io, extra=extra)
     metrics.update({
         "data": {**built.protocol.describe(built.loaded), **built.datamodule.sizes(),
@@ -198,5 +244,6 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
     })
     for callback in hooks:  # callbacks with something to say about the run
         metrics.update(callback.report())
+    metrics.update(metrics_extra)
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     return metrics

@@ -24,7 +24,7 @@ NETWORK_CONFIG = {
     "patch_len": 8,
     "stride": 4,
     "init_seed": 5,
-    "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random", "n_layers": 2,
+    "backbone": {"_target_": "one4all.models.backbones.gpt2.GPT2Spec", "init": "random", "n_layers": 2,
                  "seed": 11, "config": TINY_GPT2},
     "adapter": {"_target_": "one4all.adapters.lora.LoRASpec", "preset": "reference", "rank": 4},
 }
@@ -88,14 +88,21 @@ def test_regenerated_weights_must_match_checksum(artifact):
         load_artifact(artifact)
 
 
+def test_manifest_names_registered_classes_in_plain_settings(artifact):
+    network = json.loads((artifact / MANIFEST).read_text())["network"]
+    assert network == {"type": "one4all", "patch_len": 8, "stride": 4, "init_seed": 5,
+                       "backbone": {"type": "gpt2", "init": "random", "n_layers": 2, "seed": 11, "config": TINY_GPT2},
+                       "adapter": {"type": "lora", "preset": "reference", "rank": 4}}
+
+
 def test_corrupt_tensors_and_foreign_targets_are_refused(artifact):
-    (artifact / TENSORS).write_bytes(b"not a safetensors file")
-    with pytest.raises(UserError, match="corrupt"):
-        load_artifact(artifact)
     manifest = json.loads((artifact / MANIFEST).read_text())
     manifest["network"]["_target_"] = "os.system"
     (artifact / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(UserError, match="foreign"):
+    with pytest.raises(UserError, match=r"unknown key network\._target_"):
+        load_artifact(artifact)
+    (artifact / TENSORS).write_bytes(b"not a safetensors file")
+    with pytest.raises(UserError, match="corrupt"):
         load_artifact(artifact)
 
 

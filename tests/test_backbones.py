@@ -108,7 +108,7 @@ def test_weights_of_another_family_are_refused(tmp_path):
 
 
 def test_config_keys_of_another_family_are_refused():
-    with pytest.raises(UserError, match="BertConfig does not know: n_embd"):
+    with pytest.raises(UserError, match="model.backbone.config.n_embd is not a BERT setting"):
         load_backbone(BertSpec(init="random", config={"n_embd": 32}))
     with pytest.raises(UserError, match="replace='bogus'"):
         load_backbone(BertSpec(init="random", config=TINY_BERT, replace="bogus"))

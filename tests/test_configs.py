@@ -15,6 +15,7 @@ from one4all.config import compose_config
 from one4all.contract import VAL_LOSS
 from one4all.paths import config_dir
 from one4all.train import build, make_callbacks
+from one4all.validation import check_config
 from tests.conftest import TINY_OVERRIDES
 
 EXPERIMENTS = sorted(str(p.relative_to(config_dir() / "experiment").with_suffix(""))
@@ -37,9 +38,10 @@ def _train_configs(experiment: str, data_root: Path) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_builds(experiment, data_root):
-    for overrides in _train_configs(experiment, data_root):
+def test_every_experiment_composes_and_builds(experiment, suite_root):
+    for overrides in _train_configs(experiment, suite_root):
         cfg, _ = compose_config(overrides)
+        check_config(cfg)  # what `one4all train` validates before it builds
         run = build(cfg)
         assert len(run.datamodule.datasets["test"]) > 0
         assert any(p.requires_grad for p in run.network.parameters())

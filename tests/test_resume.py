@@ -130,7 +130,7 @@ def test_resume_from_missing_last_checkpoint_is_a_user_error(tmp_path, data_root
 def test_resume_with_a_different_model_is_a_user_error(tmp_path, data_root, capsys):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
-    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    torch.save({"state_dict": {}}, run_dir / "checkpoints" / "last.ckpt")
     original, _ = compose_config([*TINY_RUN, f"data.root={data_root}", "adapter.rank=8"])
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(original, resolve=True))
     code = main(["train", *TINY_RUN, f"data.root={data_root}", f"hydra.run.dir={run_dir}", "ckpt_path=last"])
@@ -186,15 +186,18 @@ def test_resume_ckpt_path_spellings(tmp_path):
     with pytest.raises(UserError, match="hydra.run.dir"):
         resolve_ckpt_path("last", tmp_path)
     last.parent.mkdir()
-    last.write_bytes(b"x")
+    torch.save({"state_dict": {}}, last)
     assert resolve_ckpt_path("last", tmp_path) == resolve_ckpt_path("auto", tmp_path) == str(last)
     hpc = tmp_path / "hpc_ckpt_1.ckpt"  # written by Lightning on a SLURM preemption signal, after last.ckpt
-    hpc.write_bytes(b"x")
+    torch.save({"state_dict": {}}, hpc)
     os.utime(last, (1, 1))
     assert resolve_ckpt_path("auto", tmp_path) == str(hpc)
     assert resolve_ckpt_path(str(hpc), tmp_path) == str(hpc)
     with pytest.raises(UserError, match="does not exist"):
         resolve_ckpt_path(str(tmp_path / "nope.ckpt"), tmp_path)
+    hpc.write_bytes(hpc.read_bytes()[:100])  # torn by something else than our atomic writer
+    with pytest.raises(UserError, match="not a readable training checkpoint"):
+        resolve_ckpt_path("auto", tmp_path)
 
 
 def test_resume_keeps_the_interrupted_runs_log(tmp_path):

@@ -1,5 +1,5 @@
-"""The names GPT-2's spec had before backbones became a family (models.backbones): saved models'
-manifests name `one4all.models.backbone.BackboneSpec`, so it stays importable here."""
+"""GPT-2's spec under the name it had before backbones became families (models.backbones): the short
+import path for code that builds the default backbone."""
 
 from __future__ import annotations
 

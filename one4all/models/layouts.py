@@ -71,6 +71,14 @@ class LayoutOptions:
     time_features: str = "none"
     unused_reference_params: bool = False
 
+    def __post_init__(self) -> None:
+        for key in ("patch_len", "stride"):
+            value = self.patch_len if key == "patch_len" else self.stride
+            if value is not None and value < 1:
+                raise UserError(f"model.{key}={value}; use a positive integer, or null for the layout's default")
+        if not 0 <= self.embed_dropout < 1:
+            raise UserError(f"model.embed_dropout={self.embed_dropout}; use a probability in [0, 1)")
+
     def patch(self, default: tuple[int, int]) -> tuple[int, int]:
         return self.patch_len or default[0], self.stride or default[1]
 
@@ -94,6 +102,17 @@ def _with_marks(tokens: torch.Tensor, marks: torch.Tensor | None) -> torch.Tenso
     return tokens if marks is None else torch.cat([tokens, marks.to(tokens.dtype)], dim=-1)
 
 
+def _patcher(io: IOSpec, patch_len: int, stride: int) -> tuple[Patcher, int]:
+    """The patcher of a patch layout and its token count, with the settings' errors in config terms."""
+    if patch_len < 1 or stride < 1:
+        raise UserError(f"model.patch_len={patch_len} and model.stride={stride} must be positive")
+    if io.seq_len < patch_len:
+        raise UserError(f"task.seq_len={io.seq_len} is shorter than one patch (model.patch_len={patch_len}); use "
+                        f"task.seq_len >= {patch_len} or a smaller model.patch_len")
+    patcher = Patcher(patch_len, stride)
+    return patcher, patcher.n_patches(io.seq_len)
+
+
 def _per_step(io: IOSpec, options: LayoutOptions) -> None:
     if options.patch(default=(1, 1)) != (1, 1):
         raise UserError(f"the {io.kind} network reads one token per time step; set model.patch_len=1 "
@@ -111,8 +130,7 @@ class PatchForecast(nn.Module):
         self.patch_len, stride = options.patch(default=(16, 8))
         self.io = io
         self.norm = InstanceNorm()
-        self.patcher = Patcher(self.patch_len, stride)
-        self.n_tokens = self.patcher.n_patches(io.seq_len)
+        self.patcher, self.n_tokens = _patcher(io, self.patch_len, stride)
         self.head_norm = None
 
     def make_in_layer(self, d_model: int) -> nn.Module:
@@ -149,8 +167,7 @@ class PatchClassify(nn.Module):
         _no_marks(options, "classification")
         self.patch_len, stride = options.patch(default=(8, 4))
         self.io, self.dropout = io, options.embed_dropout
-        self.patcher = Patcher(self.patch_len, stride)
-        self.n_tokens = self.patcher.n_patches(io.seq_len)
+        self.patcher, self.n_tokens = _patcher(io, self.patch_len, stride)
         self.head_norm = nn.LayerNorm(d_model * self.n_tokens)
 
     def make_in_layer(self, d_model: int) -> nn.Module:

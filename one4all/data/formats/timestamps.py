@@ -3,10 +3,15 @@
 Policy (docs/guides/own-csv.md):
 - the date column is the one named (`data.date_col`), else the first column named like a date
   (date, datetime, timestamp, time, ds, period) that parses, else the first column that parses;
+- numeric dates (01/02/2024) are read month first as pandas does, unless a day above 12 shows
+  the column is DD/MM/YYYY (then day first, with a notice);
 - a zone is kept as given (`...Z` stays UTC); offsets that change within the column (daylight
   saving) are converted to UTC with a notice; a column mixing zoned and zone-less values is an error;
 - the frequency is `data.freq` if given (the timestamps must lie on its grid), else inferred; a
   series whose frequency cannot be inferred (missing time steps, irregular sampling) is an error.
+
+Benchmark files (`timestamps: positional` in their data config) are read by position instead, as
+the papers do: what is wrong with their timestamps is a warning naming the rows, never a refusal.
 """
 
 from __future__ import annotations
@@ -37,14 +42,33 @@ def _mixed_zones(series: pd.Series, col: str) -> pd.Series:
     return pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
 
 
+def _day_first(series: pd.Series) -> bool:
+    """Whether a column of numeric dates (12/01/2024, 13.01.2024) puts the day first.
+
+    pandas reads each value month first when it can and day first when it must, so a sorted
+    DD/MM/YYYY column would come out shuffled: day first when some first field exceeds 12 and no
+    second field does. ISO dates never match, and a column where neither field exceeds 12 stays
+    month first (pandas' default).
+    """
+    text = series.dropna().astype(str)
+    parts = text.str.extract(r"^\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}(?!\d)")
+    if text.empty or parts.isna().any(axis=None):
+        return False
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    return bool((first > 12).any() and (second <= 12).all())
+
+
 def parse_dates(series: pd.Series, col: str) -> pd.Series | None:
     """Timestamps of a column (NaT where a value does not parse), or None if it holds no dates at all."""
     if pd.api.types.is_bool_dtype(series) or pd.api.types.is_numeric_dtype(series):
         return None
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
         return series
+    day_first = _day_first(series)
+    if day_first:
+        log.warning("column %r holds DD/MM/YYYY dates (a day above 12 comes first); read them day first", col)
     try:
-        parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+        parsed = pd.to_datetime(series, errors="coerce", format="mixed", dayfirst=day_first)
     except ValueError as err:
         if "Mixed timezones" not in str(err):
             return None
@@ -104,6 +128,66 @@ def validate_timestamps(stamps: pd.DatetimeIndex, col: str, raw: pd.Series | Non
         row = int(np.flatnonzero(np.diff(stamps.asi8) < 0)[0]) + 1
         raise UserError(f"timestamps in column {col!r} are not in increasing order ({stamps[row]} at data row "
                         f"{row + 1} comes after {stamps[row - 1]}); sort the file by {col!r}")
+
+
+# How many rows of each kind a positional read names in its warnings (the count covers the rest).
+_SHOWN = 3
+
+
+def _rows(mask: np.ndarray) -> list[int]:
+    return [int(i) for i in np.flatnonzero(mask)]
+
+
+def positional_notes(stamps: pd.DatetimeIndex, col: str) -> list[str]:
+    """What a benchmark file's timestamps get wrong, one note per kind, each naming its first rows.
+
+    Benchmark rows are read by position, as the papers' loaders do (TSLib `Dataset_Custom`), so
+    unparseable, duplicated, out-of-order or irregularly spaced timestamps are kept and reported
+    instead of refused. Row numbers count data rows from 1 (the header is not a row).
+    """
+    notes = []
+    kinds = [("unparseable timestamp", _rows(stamps.isna()))]
+    valid = stamps[~stamps.isna()]
+    if len(valid) == len(stamps):
+        kinds.append(("duplicated timestamp", _rows(stamps.duplicated())))
+        steps = np.diff(stamps.values)  # timedelta64 in the index's own unit
+        zero = np.timedelta64(0, "ns")
+        kinds.append(("timestamp earlier than the previous row", [r + 1 for r in _rows(steps < zero)]))
+        positive = steps[steps > zero]
+        if len(positive):
+            values, counts = np.unique(positive, return_counts=True)
+            usual = values[counts.argmax()]
+            kinds.append((f"irregular step (usual step {to_offset(pd.Timedelta(usual)).freqstr})",
+                          [r + 1 for r in _rows((steps > zero) & (steps != usual))]))
+    for kind, rows in kinds:
+        if not rows:
+            continue
+        shown = ", ".join(f"data row {r + 1} ({'NaT' if pd.isna(stamps[r]) else stamps[r]})" for r in rows[:_SHOWN])
+        more = f" and {len(rows) - _SHOWN} more" if len(rows) > _SHOWN else ""
+        notes.append(f"{len(rows)} x {kind} in column {col!r}: {shown}{more}; kept, rows are read by position")
+    for note in notes:
+        log.warning(note)
+    return notes
+
+
+def positional_frequency(stamps: pd.DatetimeIndex, freq: str | None = None) -> str | None:
+    """The frequency of a positionally read column: `freq` if given, else the inferred one, else the
+    most common positive step (what the rows mostly are); None when nothing can be said."""
+    if freq:
+        try:
+            return to_offset(freq).freqstr
+        except ValueError as err:
+            raise UserError(f"unknown frequency {freq!r}; use a pandas alias like D, h, 30min, W, MS") from err
+    valid = stamps[~stamps.isna()]
+    if len(valid) < 3:
+        return None
+    if valid.is_unique and valid.is_monotonic_increasing:
+        inferred = infer_frequency(valid)
+        if inferred is not None:
+            return inferred
+    steps = pd.Series(np.diff(valid.values))
+    steps = steps[steps > pd.Timedelta(0)]
+    return to_offset(pd.Timedelta(steps.mode().iloc[0])).freqstr if len(steps) else None
 
 
 def infer_frequency(stamps: pd.DatetimeIndex) -> str | None:

@@ -39,13 +39,18 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
+from transformers.activations import ACT2FN
 from transformers.utils import logging as hf_logging
 
 from one4all.errors import UserError
+from one4all.schema import check_value
 
 log = logging.getLogger(__name__)
 
 INITS = ("pretrained", "random", "auto")
+# transformers' attention kernels we allow; others (e.g. a hub repo of kernels) would fetch and run code.
+ATTENTION = ("auto", "eager", "sdpa")
+MAX_LAYERS = 48  # gpt2-xl, the deepest model of the families here
 ROLES = ("wpe", "layernorms", "c_attn", "attn_proj", "mlp_fc", "mlp_proj")
 # LayerNorms train in full or not at all: LoRA wraps linear maps and embeddings.
 LORA_ROLES = tuple(role for role in ROLES if role != "layernorms")
@@ -197,10 +202,37 @@ class LMSpec(ABC):
     replace: str | None = None
     compile: bool = False
 
-    # What each family fills in.
+    # What each family fills in. `settings`: the config fields a random-init `config` may set (sizes,
+    # dropouts, numerics) with their types: a closed list, since a saved model's manifest carries
+    # `config` and keys such as `auto_map` would make transformers import code.
     family: ClassVar[Family]
     model_class: ClassVar[type[PreTrainedModel]]
     config_class: ClassVar[type[PretrainedConfig]]
+    settings: ClassVar[dict[str, Any]]
+    activation_key: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        title = self.family.title
+        if not isinstance(self.n_layers, int) or not 1 <= self.n_layers <= MAX_LAYERS:
+            raise UserError(f"model.backbone.n_layers={self.n_layers!r}; use 1..{MAX_LAYERS} {title} blocks")
+        if self.attn_implementation not in ATTENTION:
+            raise UserError(f"model.backbone.attn_implementation={self.attn_implementation!r}; use one of "
+                            f"{', '.join(ATTENTION)}")
+        if self.dropout is not None and not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
+            raise UserError(f"model.backbone.dropout={self.dropout!r}; use null or a probability in [0, 1)")
+        for key, value in (self.config or {}).items():
+            if key not in self.settings:
+                raise UserError(f"model.backbone.config.{key} is not a {title} setting one4all accepts; use "
+                                f"{', '.join(self.settings)}")
+            check_value(f"model.backbone.config.{key}", value, self.settings[key])
+            if self.settings[key] is int and value < 1:
+                raise UserError(f"model.backbone.config.{key}={value}; use a positive integer")
+            if ("pdrop" in key or "dropout" in key) and not 0 <= value < 1:
+                raise UserError(f"model.backbone.config.{key}={value}; use a probability in [0, 1)")
+        activation = (self.config or {}).get(self.activation_key)
+        if activation is not None and activation not in ACT2FN:
+            raise UserError(f"model.backbone.config.{self.activation_key}={activation!r}; use one of transformers' "
+                            "activations, e.g. gelu_new")
 
     def check_init(self) -> None:
         """Refuse an unknown `init`."""
@@ -265,7 +297,15 @@ class LMSpec(ABC):
                                                                      **self.load_kwargs())), self.path, None
 
     def from_local(self, location: str | Path) -> PreTrainedModel:
-        """transformers' `from_pretrained` without network access, checked for missing weights."""
+        """transformers' `from_pretrained` without network access, checked for missing weights.
+
+        On the meta device (a saved model's size check, models.spec), where `from_pretrained` refuses to
+        run, the architecture comes from the pretrained config alone."""
+        if torch.get_default_device().type == "meta":
+            with quiet_transformers():
+                config = self.config_class.from_pretrained(location, local_files_only=True)
+            config._attn_implementation = self.loaded_attention()
+            return self.model_class(config, **self.init_kwargs())
         with quiet_transformers():
             loaded = self.model_class.from_pretrained(location, local_files_only=True, output_loading_info=True,
                                                       **self.load_kwargs())
@@ -297,12 +337,7 @@ class LMSpec(ABC):
 
     def random_config(self) -> PretrainedConfig:
         """The family config for random init: `config` over the family's defaults, `n_layers` blocks."""
-        overrides = dict(self.config or {})
-        known = set(self.config_class().to_dict()) | set(self.config_class.attribute_map)
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise UserError(f"model.backbone.config has keys {self.config_class.__name__} does not know: "
-                            f"{', '.join(unknown)}; use its own names (or pick the family with model/backbone=...)")
+        overrides = dict(self.config or {})  # keys checked against `settings` in __post_init__
         return self.config_class(**{self.layers_key(): self.n_layers, **overrides})
 
     def random_model(self) -> PreTrainedModel:

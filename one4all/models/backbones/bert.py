@@ -86,6 +86,13 @@ class BertSpec(LMSpec):
     family: ClassVar[Family] = BertFamily()
     model_class: ClassVar[type] = BertModel
     config_class: ClassVar[type] = BertConfig
+    settings: ClassVar[dict[str, Any]] = {
+        "hidden_size": int, "num_attention_heads": int, "intermediate_size": int, "num_hidden_layers": int,
+        "max_position_embeddings": int, "type_vocab_size": int, "hidden_act": str,
+        "hidden_dropout_prob": float, "attention_probs_dropout_prob": float, "layer_norm_eps": float,
+        "initializer_range": float,
+    }
+    activation_key: ClassVar[str] = "hidden_act"
 
     def weights_package(self) -> WeightsPackage:
         """The `PACKAGES` entry named by `package`."""

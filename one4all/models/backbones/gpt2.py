@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import nn
 from transformers import GPT2Config, GPT2Model
@@ -59,6 +59,13 @@ class GPT2Spec(LMSpec):
     family: ClassVar[Family] = GPT2Family()
     model_class: ClassVar[type] = GPT2Model
     config_class: ClassVar[type] = GPT2Config
+    settings: ClassVar[dict[str, Any]] = {
+        "n_embd": int, "n_head": int, "n_positions": int, "n_layer": int, "n_inner": int | None,
+        "activation_function": str, "resid_pdrop": float, "embd_pdrop": float, "attn_pdrop": float,
+        "layer_norm_epsilon": float, "initializer_range": float, "scale_attn_weights": bool,
+        "scale_attn_by_inverse_layer_idx": bool, "reorder_and_upcast_attn": bool,
+    }
+    activation_key: ClassVar[str] = "activation_function"
 
     def layers_key(self) -> str:
         return "n_layer"
