@@ -10,16 +10,21 @@ statistics of the history given. Output: `unique_id, ds, <model>` (+ `<model>-lo
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from pandas.tseries.frequencies import to_offset
 
+from one4all.artifact import MANIFEST
 from one4all.conformal import check_levels, interval_bounds, interval_sides
 from one4all.data.formats.long import FrequencyError, Panel, frame_to_panel, future_stamps
 from one4all.data.formats.timestamps import same_frequency
 from one4all.errors import UserError
 from one4all.forecast import TrainedForecaster
+from one4all.schema import check_value, shown
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +34,53 @@ def _named(ids: list, limit: int = 20) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+def check_long_schema(manifest: dict[str, Any]) -> None:
+    """Distinct columns matching the network's channels, text column names, a pandas frequency, and
+    one finite mean and positive std per training series and column (inference divides by them)."""
+    data = manifest["data"]
+    columns, series = data["columns"], data["series"]
+    check_value("data.columns", columns, list[str])
+    if not columns or len(set(columns)) != len(columns):
+        raise UserError(f"data.columns={shown(columns)} must be distinct column names, at least one")
+    if manifest["io"].get("n_channels") != len(columns):
+        raise UserError(f"data.columns has {len(columns)} names but the network reads "
+                        f"{shown(manifest['io'].get('n_channels'))} channels")
+    for key in ("id_col", "time_col", "target_col", "freq"):
+        check_value(f"data.{key}", data[key], str)
+    try:
+        to_offset(data["freq"])
+    except (ValueError, TypeError) as err:
+        raise UserError(f"data.freq={data['freq']!r} is not a pandas frequency") from err
+    check_value("data.series", series, dict[str, list])
+    if sorted(series) != ["ids", "mean", "std"]:
+        raise UserError("data.series must hold 'ids', 'mean' and 'std'")
+    try:
+        mean, std = (np.asarray(series[k], dtype=np.float64) for k in ("mean", "std"))
+    except (TypeError, ValueError) as err:
+        raise UserError("data.series.mean and .std must be tables of numbers") from err
+    shape = (len(series["ids"]), len(columns))
+    if mean.shape != shape or std.shape != shape:
+        raise UserError(f"data.series.mean and .std must have one row per series and one number per column "
+                        f"{shape}, not {mean.shape} and {std.shape}")
+    if not np.isfinite(mean).all() or not (np.isfinite(std) & (std > 0)).all():
+        raise UserError("data.series.mean must be finite and data.series.std positive (it divides the data)")
+
+
 class PanelForecastModel(TrainedForecaster):
     """A global model of long-format series, with each training series' scaler."""
 
     REQUIRED_DATA_KEYS = ("layout", "columns", "freq", "id_col", "time_col", "target_col", "series")
     LAYOUT = "long"
+
+    @classmethod
+    def check_schema(cls, directory: Path, manifest: dict[str, Any]) -> None:
+        """The long-format schema must be one inference can use (`check_long_schema`)."""
+        try:
+            check_long_schema(manifest)
+            check_value("precision", manifest.get("precision", "32-true"), str)
+        except UserError as err:
+            raise UserError(f"corrupt data schema in {directory / MANIFEST}: {err}; retrain the model or restore "
+                            "the file") from None
 
     @property
     def id_col(self) -> str:
