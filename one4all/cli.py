@@ -153,7 +153,7 @@ def cmd_export(argv: list[str]) -> int:
 def cmd_compare(argv: list[str]) -> int:
     """`one4all compare [overrides...]`: exit 0 if every model ran, 1 if any failed (its row says why)."""
     from one4all.compare import plan_entries, run_comparison, split_overrides
-    from one4all.compare.report import markdown
+    from one4all.compare.report import markdown, with_task_metrics
     from one4all.compare.runner import train_command
     from one4all.config import compose_config
 
@@ -169,7 +169,7 @@ def cmd_compare(argv: list[str]) -> int:
                 print(f"  note: {note}")
         return 0
     rows = run_comparison(entries, run_dir, cfg.compare.timeout_s, command=" ".join(["one4all compare", *args]))
-    print(markdown(rows), end="")
+    print(markdown(with_task_metrics(rows, run_dir)), end="")
     print(f"comparison: {run_dir / 'comparison.csv'}")
     failed = [r["model"] for r in rows if r["status"] != "ok"]
     if failed:

@@ -6,7 +6,9 @@
   passed in, never patched into configs. When `IOSpec.masked` is true the inputs have unobserved
   entries (imputation masks, classification padding, missing values): they arrive as 0 in `x`, and
   the network is called as `forward(x, mask)` with `mask[batch, length, channels]` = 1 where a value
-  is observed.
+  is observed. `IOSpec.freq` is the sampling frequency of the inputs' timestamps (None when the data
+  has none); a network that reads time-feature marks (`Network.time_features`, one4all.marks) sizes
+  its mark embedding from it and is called with `marks=x_mark[batch, length, n_marks]`.
 - `TaskProtocol`: how a task turns a data spec into datasets, and what it records.
 - `Network`: the base class of every network, with its optional capabilities declared (and no-op
   by default), so the training loop calls them instead of probing for them.
@@ -39,6 +41,7 @@ class IOSpec:
     horizon: int = 0
     n_classes: int = 0
     masked: bool = False
+    freq: str | None = None
 
     def __post_init__(self) -> None:
         for name, value in (("seq_len", self.seq_len), ("n_channels", self.n_channels)):
@@ -71,8 +74,11 @@ class TaskProtocol(Protocol):
     def io_spec(self, loaded: Any) -> IOSpec:
         """The network's input/output sizes for this data."""
 
-    def datasets(self, loaded: Any, channel_independent: bool, train_fraction: float = 1.0) -> dict[str, Dataset]:
-        """`train`, `val` and `test` datasets (one univariate sample per channel if `channel_independent`)."""
+    def datasets(self, loaded: Any, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, Dataset]:
+        """`train`, `val` and `test` datasets (one univariate sample per channel if `channel_independent`);
+        batches carry `x_mark` when `time_features` is not `none` (only asked of data with timestamps:
+        a network refuses marks when `IOSpec.freq` is None)."""
 
     def task_inputs(self, loaded: Any) -> dict[str, Any]:
         """Data-derived constructor arguments of the task module (scales, labels, ...)."""
@@ -88,11 +94,14 @@ class Network(nn.Module):
     """Base class of every network: the contract's optional capabilities, declared with defaults.
 
     `channel_independent`: the network maps each channel on its own, so the data side serves one
-    univariate sample per (window, channel). The methods below are no-ops for a network that
-    trains all its parameters from scratch (the baselines); One-for-All overrides them.
+    univariate sample per (window, channel). `time_features`: the time-feature marks the network
+    reads (`marks.TIME_FEATURES`); anything but `none` makes the data side compute them and the task
+    pass them as `marks=`. The methods below are no-ops for a network that trains all its
+    parameters from scratch (the baselines); One-for-All overrides them.
     """
 
     channel_independent: bool = False
+    time_features: str = "none"
 
     def calibrate(self, train: Dataset) -> None:
         """Fit data-dependent parts on the training split before training (nothing by default)."""
@@ -109,6 +118,11 @@ class Network(nn.Module):
     def run_report(self) -> dict[str, Any]:
         """Blocks for metrics.json (e.g. `backbone`, `adapter`)."""
         return {}
+
+    def authors_validation_mode(self) -> None:
+        """Set the train/eval mode its authors validate this network in (`paper_compat=true`):
+        eval, unless a network says otherwise."""
+        self.eval()
 
 
 class RunHooks:

@@ -3,7 +3,9 @@
 The input must have the training schema: the trained value columns (extra columns are ignored
 with a notice, missing ones are an error), a date column, at least `seq_len` rows at the trained
 frequency, and missing values within the trained `max_missing_gap`. The forecast covers the
-`horizon` steps after the last row, one column per forecast channel, in the data's units.
+`horizon` steps after the last row, one column per forecast channel, in the data's units. A
+network that reads time-feature marks gets those of the input window's dates, computed as in
+training (one4all.marks); the networks here read no marks of the dates they forecast.
 """
 
 from __future__ import annotations
@@ -18,15 +20,15 @@ import numpy as np
 import pandas as pd
 import torch
 from pandas.tseries.frequencies import to_offset
-from torch import nn
 
 from one4all.artifact import MANIFEST, load_artifact, read_manifest, save_artifact
-from one4all.contract import IOSpec
+from one4all.contract import IOSpec, Network
 from one4all.data.formats.table import Table, frame_to_table
 from one4all.data.formats.timestamps import future_dates, same_frequency
 from one4all.data.sources.table import FEATURES
 from one4all.data.splits import StandardScaler
 from one4all.errors import UserError
+from one4all.marks import compute_marks
 from one4all.schema import check_value, checked_object, shown
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ _SCHEMA_KEYS = tuple(f.name for f in fields(DataSchema))
 class ForecastModel:
     """A trained forecasting network with the data schema and scaler of its training run."""
 
-    network: nn.Module
+    network: Network
     manifest: dict[str, Any]
 
     @classmethod
@@ -194,14 +196,26 @@ class ForecastModel:
         if horizon > self.horizon:
             raise UserError(f"horizon {horizon} is outside 1..{self.horizon} (the model's horizon); "
                             f"retrain with task.horizon={horizon} for a longer forecast")
-        values = self.predict_window(table.values[-self.seq_len:])[:horizon]
+        values = self.predict_window(table.values[-self.seq_len:], table.timestamps[-self.seq_len:])[:horizon]
         names = self.output_columns
         date_name = "date" if "date" not in names else table.date_col
         dates = future_dates(table.timestamps[-1], table.freq, horizon)
         return pd.DataFrame({date_name: dates, **{name: values[:, i] for i, name in enumerate(names)}})
 
-    def predict_window(self, window: np.ndarray) -> np.ndarray:
-        """`window[seq_len, channels]` in original units -> forecast `[horizon, outputs]` in original units."""
+    def window_marks(self, stamps: pd.DatetimeIndex | None) -> dict[str, torch.Tensor]:
+        """The `marks=` argument for a window with timestamps `stamps`: its time features when the
+        network reads them (computed from the dates alone, as in training), else nothing."""
+        kind = self.network.time_features
+        if kind == "none":
+            return {}
+        if stamps is None:
+            raise UserError(f"this model reads {kind} time features of the input dates; pass the window's "
+                            "timestamps (the date column of the history)")
+        return {"marks": torch.from_numpy(compute_marks(stamps, kind, self.schema["freq"]))}
+
+    def predict_window(self, window: np.ndarray, stamps: pd.DatetimeIndex | None = None) -> np.ndarray:
+        """`window[seq_len, channels]` in original units (with its timestamps, which a network
+        reading time features needs) -> forecast `[horizon, outputs]` in original units."""
         scaler = StandardScaler.from_dict(self.schema["scaler"])
         targets = list(self.schema["target_channels"])
         x = torch.from_numpy(scaler.transform(window))
@@ -210,7 +224,9 @@ class ForecastModel:
         # univariate sample [k, seq_len, 1]; a joint one sees all channels and we keep the targets.
         # Contiguous like the loader's batches: a strided view takes other kernels (last-bit changes).
         x = (x[:, targets].T.unsqueeze(-1) if independent else x.unsqueeze(0)).contiguous()
+        # Marks are the same for every channel: one row of them per sample.
+        marks = {k: v.expand(len(x), -1, -1) for k, v in self.window_marks(stamps).items()}
         with torch.no_grad(), autocast(self.manifest.get("precision", "32-true")):
-            y = self.network(x).float()
+            y = self.network(x, **marks).float()
         y = y[..., 0].T if independent else y[0][:, targets]
         return scaler.inverse(y.numpy().astype(np.float64), targets)

@@ -71,7 +71,7 @@ def build(cfg: DictConfig, data_inputs: dict[str, Any] | None = None) -> Run:
     loaded = protocol.load(data)
     io = protocol.io_spec(loaded)
     network = build_object(cfg.model, io=io)
-    datasets = protocol.datasets(loaded, network.channel_independent, data.train_fraction)
+    datasets = protocol.datasets(loaded, network.channel_independent, data.train_fraction, network.time_features)
     network.calibrate(datasets["train"])
     datamodule = TimeSeriesDataModule(datasets, data.batch_size, data.eval_batch_size, data.num_workers,
                                       paper_compat=cfg.paper_compat, seed=cfg.seed)
@@ -215,7 +215,8 @@ def _fit_test_save(cfg: DictConfig, run_dir: Path, built: Run, trainer: L.Traine
                  "train_fraction": built.data.train_fraction},
         **network.run_report(),
         "efficiency": {**count_parameters(network), "artifact_bytes": directory_bytes(artifact),
-                       "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision},
+                       "peak_rss_mb": round(peak_rss_mb(), 1), **monitor.summary(), "precision": precision,
+                       "paper_precision": cfg.paper_precision},
         "run": {"seed": cfg.seed, "wall_time_s": round(time.perf_counter() - started, 1),
                 "global_step": trainer.global_step, "epochs": trainer.current_epoch,
                 "selected_checkpoint": "best" if best else "last", "world_size": trainer.world_size,

@@ -15,6 +15,10 @@ precision (DESIGN.md §6). Peak RSS is the process peak while that configuration
 figure that other jobs on a shared machine disturb much less (with 2 threads CPU time would count
 the threads' spin-waiting).
 
+`--device cuda` runs the same on a GPU (autocast on CUDA, synchronised timing, the GEMM peak of
+that GPU; peak memory is `torch.cuda.max_memory_allocated`). `--set KEY=VALUE ...` adds config
+overrides to every network, e.g. `--set model.backbone.compile=true`.
+
 Linear-probe rows show the frozen-backbone fast paths: `autograd` is the plain path (GPT-2 run with
 autograd enabled, as before the fast path), `no_grad` the automatic gradient-free front, `cached`
 the backbone feature cache after its first pass over the same batches (a second epoch); the
@@ -34,7 +38,7 @@ from unittest import mock
 
 import torch
 import torch.nn.functional as F
-from roofline import gemm_peak_gflops, network_flops, peak_rss_since_reset_mb, reset_peak_rss
+from roofline import gemm_peak_gflops, network_flops, peak_rss_since_reset_mb, reset_peak_rss, synchronize
 
 from one4all.config import compose_config
 from one4all.models.one4all import One4All
@@ -53,23 +57,42 @@ CONFIGS = {
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter
+device = torch.device("cpu")
 
 
 def batches(run, n: int) -> tuple[list[dict], float]:
-    """The first `n` training batches of the real loader, and the loader's own samples/s."""
+    """The first `n` training batches of the real loader (on `device`), and the loader's own samples/s."""
     loader = iter(run.datamodule.train_dataloader())
     next(loader)
     start = clock()
     out = [next(loader) for _ in range(n)]
-    return out, sum(len(b["x"]) for b in out) / (clock() - start)
+    rate = sum(len(b["x"]) for b in out) / (clock() - start)
+    return [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in b.items()} for b in out], rate
 
 
 def timed(fn, data: list[dict]) -> float:
     """samples/s of `fn(batch)` over `data`."""
+    synchronize(device)
     start = clock()
     for batch in data:
         fn(batch)
+    synchronize(device)
     return sum(len(b["x"]) for b in data) / (clock() - start)
+
+
+def reset_peak_memory() -> None:
+    """Start a new peak-memory mark: process RSS on the CPU, allocated memory on a GPU."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        reset_peak_rss()
+
+
+def peak_memory_mb() -> float:
+    """Peak since `reset_peak_memory`, MB."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return peak_rss_since_reset_mb()
 
 
 def step_functions(run, dtype: torch.dtype | None):
@@ -77,7 +100,7 @@ def step_functions(run, dtype: torch.dtype | None):
     task = run.task
     optimizer = task.configure_optimizers()
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-    autocast = torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None)
+    autocast = torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
     def train_step(batch: dict) -> None:
         with autocast:
@@ -98,7 +121,7 @@ def measure(run, data: list[dict], warmup: int, dtype: torch.dtype | None) -> di
     net = run.network
     train_step, infer = step_functions(run, dtype)
     row = {}
-    reset_peak_rss()
+    reset_peak_memory()
     net.train()
     cache = getattr(net, "feature_cache", None)
     if cache is not None:  # first epoch: every sequence is a miss
@@ -109,7 +132,7 @@ def measure(run, data: list[dict], warmup: int, dtype: torch.dtype | None) -> di
     net.eval()
     timed(infer, data[:1])
     row["inference_samples_per_s"] = timed(infer, data[warmup:])
-    row["peak_rss_mb"] = round(peak_rss_since_reset_mb(), 1)
+    row["peak_rss_mb"] = round(peak_memory_mb(), 1)
     return row
 
 
@@ -131,9 +154,11 @@ def profile_steps(run, batch: dict, dtype: torch.dtype | None, top: int) -> dict
 
 
 def bench_config(label: str, overrides: list[str], plain: bool, args, peaks: dict) -> list[dict]:
-    cfg, _ = compose_config([*overrides, f"data.root={args.data_root}", f"data.batch_size={args.batch}"])
+    cfg, _ = compose_config([*overrides, f"data.root={args.data_root}", f"data.batch_size={args.batch}",
+                             *args.set])
     torch.manual_seed(cfg.seed)
     run = build(cfg)
+    run.network.to(device)
     data, loader_rate = batches(run, args.warmup + args.steps)
     flops = network_flops(run.network)
     tokens = getattr(run.network, "n_patches", None)
@@ -142,7 +167,8 @@ def bench_config(label: str, overrides: list[str], plain: bool, args, peaks: dic
     patch = mock.patch.object(One4All, "front_trainable", lambda self: ["plain path"]) if plain \
         else contextlib.nullcontext()
     with patch:
-        for precision, dtype in PRECISIONS.items():
+        for precision in args.precisions:
+            dtype = PRECISIONS[precision]
             row = {"model": label, "precision": precision, "batch": args.batch, "tokens_per_sample": tokens,
                    **measure(run, data, args.warmup, dtype), "loader_samples_per_s": round(loader_rate, 1)}
             for kind in ("train", "inference", "fill"):
@@ -160,7 +186,8 @@ def bench_config(label: str, overrides: list[str], plain: bool, args, peaks: dic
             rows.append(row)
             print(json.dumps(row), flush=True)
         if label in args.profile:
-            rows[-1]["profile"] = profile_steps(run, data[0], PRECISIONS["bf16"], top=12)
+            rows[-1]["profile"] = profile_steps(run, data[0], PRECISIONS[rows[-1]["precision"]], top=12)
+    run.network.cpu()  # free the device for the next network
     return rows
 
 
@@ -192,20 +219,29 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--gemm-sizes", type=int, nargs="+", default=[1024, 2048, 4096],
                         help="square matmul sizes; the GEMM peak is the best over them")
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS))
     parser.add_argument("--profile", nargs="*", default=[], choices=list(CONFIGS),
-                        help="also profile one bf16 training and inference step of these models")
+                        help="also profile one training and inference step of these models (last precision)")
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N for a GPU")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every network, e.g. model.backbone.compile=true")
     parser.add_argument("--out", type=Path, default=None, help="also write the results here as JSON")
     args = parser.parse_args()
-    global clock
+    global clock, device
     clock = CLOCKS[args.clock]
+    device = torch.device(args.device)
+    if device.type == "cuda" and args.clock == "cpu":
+        parser.error("--clock cpu measures the CPU; time a GPU with --clock wall")
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     machine = {"cpu": cpu_name(), "threads": torch.get_num_threads(), "clock": args.clock,
-               "torch": torch.__version__, "loadavg_start": os.getloadavg()}
-    peaks = {name: round(max(gemm_peak_gflops(dtype or torch.float32, size, reps=3, clock=clock)
+               "torch": torch.__version__, "loadavg_start": os.getloadavg(), "device": str(device),
+               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+               "overrides": args.set}
+    peaks = {name: round(max(gemm_peak_gflops(dtype or torch.float32, size, reps=3, clock=clock, device=device)
                              for size in args.gemm_sizes), 1) for name, dtype in PRECISIONS.items()}
     print(json.dumps({"gemm_peak_gflops": peaks, **machine}), flush=True)
     rows = [row for label in args.models for row in bench_config(label, *CONFIGS[label], args, peaks)]

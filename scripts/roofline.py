@@ -126,17 +126,26 @@ def peak_rss_since_reset_mb() -> float:
     raise RuntimeError("VmHWM not in /proc/self/status (Linux only)")
 
 
-def gemm_peak_gflops(dtype: torch.dtype, size: int = 2048, reps: int = 5, clock=time.perf_counter) -> float:
-    """This machine's matmul peak: the best of `reps` square `size` x `size` products in `dtype`, GFLOP/s.
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the device's queued kernels (CUDA launches asynchronously); nothing to do on the CPU."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def gemm_peak_gflops(dtype: torch.dtype, size: int = 2048, reps: int = 5, clock=time.perf_counter,
+                     device: torch.device | str = "cpu") -> float:
+    """The device's matmul peak: the best of `reps` square `size` x `size` products in `dtype`, GFLOP/s.
 
     `clock` is wall time by default; `time.process_time` gives a one-thread figure that other
-    processes on a shared machine disturb less.
+    processes on a shared machine disturb less (CPU only).
     """
-    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
     torch.matmul(a, b)  # warm-up: library dispatch, packing buffers
     best = float("inf")
     for _ in range(reps):
+        synchronize(device)
         start = clock()
         torch.matmul(a, b)
+        synchronize(device)
         best = min(best, clock() - start)
     return 2 * size**3 / best / 1e9

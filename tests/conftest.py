@@ -12,7 +12,8 @@ from one4all.paths import default_data_root
 # Never reach for the network in tests.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# The GPT-2 of `debug=tiny` (configs/debug/model/tiny_one4all.yaml), for networks built in Python.
+# The GPT-2 of `debug=tiny` (configs/debug/model/tiny_one4all.yaml), for networks built in Python
+# (with 128 positions; the debug config has 256, room for the short-term network's tokens).
 TINY_GPT2 = {"n_embd": 32, "n_head": 2, "n_positions": 128}
 # Runs through the CLI/config path shrink every model family with the `debug=tiny` config group.
 TINY_OVERRIDES = ["debug=tiny"]

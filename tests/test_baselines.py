@@ -1,4 +1,4 @@
-"""Baselines on the network contract: output shapes, exact parameter counts, the papers' building blocks."""
+"""Baselines on the network contract: every output kind, exact parameter counts, the papers' building blocks."""
 
 from __future__ import annotations
 
@@ -108,12 +108,75 @@ def test_merged_inception_equals_the_mean_of_its_convolutions():
     assert torch.allclose(block(x), torch.stack(separate).mean(0), atol=1e-5)
 
 
+RECONSTRUCT = IOSpec(seq_len=32, n_channels=3, kind="reconstruct")
+IMPUTE = IOSpec(seq_len=32, n_channels=3, kind="reconstruct", masked=True)
+CLASSIFY = IOSpec(seq_len=32, n_channels=3, kind="classify", n_classes=4, masked=True)
+TINY_KWARGS = {"dlinear": {}, "patchtst": TINY_PATCHTST, "timesnet": TINY_TIMESNET}
+
+
 @pytest.mark.parametrize("model", ["dlinear", "patchtst", "timesnet"])
-def test_configs_build_and_reject_kinds_without_a_head(model):
+def test_configs_build_every_output_kind(model):
     cfg, _ = compose_config([f"model={model}"])
-    assert build_object(cfg.model, io=TINY)(torch.randn(2, 32, 3)).shape == (2, 8, 3)
-    with pytest.raises(UserError, match="no 'reconstruct' head"):
-        build_object(cfg.model, io=IOSpec(seq_len=32, n_channels=3, kind="reconstruct"))
+    x = torch.randn(2, 32, 3)
+    assert build_object(cfg.model, io=TINY)(x).shape == (2, 8, 3)
+    assert build_object(cfg.model, io=RECONSTRUCT)(x).shape == (2, 32, 3)
+    assert build_object(cfg.model, io=IMPUTE)(x, torch.ones_like(x)).shape == (2, 32, 3)
+    assert build_object(cfg.model, io=CLASSIFY)(x, torch.ones_like(x)).shape == (2, 4)
+
+
+def test_task_heads_parameter_counts():
+    # DLinear: two 32 -> 32 maps; classify adds Linear(32 * 3 -> 4) on the flattened reconstruction
+    assert n_params(DLinear(RECONSTRUCT)) == 2 * (32 * 32 + 32) == 2112
+    assert n_params(DLinear(CLASSIFY)) == 2112 + (96 * 4 + 4) == 2500
+    # PatchTST: the forecaster's 1856 minus its 64 -> 8 head plus a 64 -> 32 head; classify: Linear(3 * 64 -> 4)
+    assert n_params(PatchTST(RECONSTRUCT, **TINY_PATCHTST)) == 1856 - (64 * 8 + 8) + (64 * 32 + 32) == 3416
+    assert n_params(PatchTST(CLASSIFY, **TINY_PATCHTST)) == 1856 - (64 * 8 + 8) + (192 * 4 + 4) == 2108
+    # TimesNet: no 32 -> 40 time extension; classify swaps the 4 -> 3 projection for Linear(4 * 32 -> 4)
+    assert n_params(TimesNet(RECONSTRUCT, **TINY_TIMESNET)) == 2043 - (32 * 40 + 40) == 723
+    assert n_params(TimesNet(CLASSIFY, **TINY_TIMESNET)) == 723 - 15 + (128 * 4 + 4) == 1224
+
+
+def test_dlinear_reconstructs_a_constant_series_and_ignores_the_mask():
+    model = DLinear(IMPUTE)
+    with torch.no_grad():
+        model.seasonal.bias.zero_()
+        model.trend.bias.zero_()
+    x = torch.full((2, 32, 3), 2.0)
+    assert torch.allclose(model(x, torch.zeros_like(x)), x) and torch.equal(model(x, torch.zeros_like(x)), model(x))
+
+
+@pytest.mark.parametrize("model", ["patchtst", "timesnet"])
+def test_imputation_norm_uses_observed_entries_only(model):
+    """Observed values moved by a * x + b move the output by the same map; hidden entries arrive as 0."""
+    torch.manual_seed(0)
+    net = {"patchtst": PatchTST, "timesnet": TimesNet}[model](IMPUTE, **TINY_KWARGS[model]).eval()
+    x = torch.randn(4, 32, 3)
+    mask = (torch.rand(4, 32, 3) > 0.3).float()
+    out = net(x * mask, mask)
+    moved = net((3.0 * x + 5.0) * mask, mask)
+    assert torch.allclose(moved, 3.0 * out + 5.0, atol=1e-3)
+    # the unmasked anomaly path standardises over all steps: also equivariant
+    anomaly = {"patchtst": PatchTST, "timesnet": TimesNet}[model](RECONSTRUCT, **TINY_KWARGS[model]).eval()
+    assert torch.allclose(anomaly(3.0 * x + 5.0), 3.0 * anomaly(x) + 5.0, atol=1e-3)
+
+
+def test_timesnet_classifier_never_reads_padded_steps_at_its_head():
+    torch.manual_seed(0)
+    net = TimesNet(CLASSIFY, **TINY_TIMESNET)
+    mask = torch.ones(2, 32, 3)
+    mask[:, 28:] = 0.0  # the last 4 steps are padding
+    net(torch.randn(2, 32, 3) * mask, mask).sum().backward()
+    grad = net.projection.weight.grad.view(4, 32, 4)  # [classes, steps, d_model]
+    assert grad[:, 28:].abs().sum() == 0 and grad[:, :28].abs().sum() > 0
+
+
+def test_patchtst_classifier_sees_every_channel():
+    torch.manual_seed(0)
+    net = PatchTST(CLASSIFY, **TINY_PATCHTST).eval()
+    x, mask = torch.randn(2, 32, 3), torch.ones(2, 32, 3)
+    changed = x.clone()
+    changed[..., 2] = torch.randn(2, 32)
+    assert not torch.allclose(net(x, mask), net(changed, mask))
 
 
 def test_hold_then_decay_matches_tslib_type1_and_patchtst_type3():
@@ -129,14 +192,16 @@ def test_hold_then_decay_matches_tslib_type1_and_patchtst_type3():
 
 
 @pytest.mark.parametrize("model", ["dlinear", "patchtst", "timesnet"])
-def test_artifact_holds_every_weight_and_reproduces_the_network(model, tmp_path):
+@pytest.mark.parametrize("io", [TINY, CLASSIFY], ids=["forecast", "classify"])
+def test_artifact_holds_every_weight_and_reproduces_the_network(model, io, tmp_path):
     cfg, _ = compose_config([f"model={model}"])
-    network = build_object(cfg.model, io=TINY)
+    network = build_object(cfg.model, io=io)
     x = torch.randn(3, 32, 3)
+    inputs = (x, torch.ones_like(x)) if io.masked else (x,)
     network.train()
-    network(x)  # moves BatchNorm running statistics away from their initial values
+    network(*inputs)  # moves BatchNorm running statistics away from their initial values
     network.eval()
-    save_artifact(tmp_path / "model", network, OmegaConf.to_container(cfg.model), TINY, extra={})
+    save_artifact(tmp_path / "model", network, OmegaConf.to_container(cfg.model), io, extra={})
     loaded, _ = load_artifact(tmp_path / "model")
-    assert torch.equal(loaded(x), network(x))
+    assert torch.equal(loaded(*inputs), network(*inputs))
     assert sum(p.numel() for p in loaded.parameters()) == n_params(network)

@@ -24,7 +24,8 @@ EXPERIMENTS = sorted(str(p.relative_to(config_dir() / "experiment").with_suffix(
 
 # Settings sized for GPT-2 small that the tiny GPT-2 (width 32) cannot hold: MSL C-1's 55 channels are
 # projected instead of zero-padded, and SMAP keeps at most 32 features before its head.
-TINY_FITS = {"anomaly/msl_c1": ["model.channel_embedding=linear"], "anomaly/smap_p1": ["model.d_ff=32"]}
+TINY_FITS = {"anomaly/msl_c1": ["model.channel_embedding=linear"], "anomaly/smap_p1": ["model.d_ff=32"],
+             "compare/anomaly_smap_p1": ["model.d_ff=32"]}
 
 
 def _train_configs(experiment: str, data_root: Path) -> list[list[str]]:

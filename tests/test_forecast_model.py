@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from one4all.contract import Network
 from one4all.data.formats.table import frame_to_table
 from one4all.errors import UserError
 from one4all.forecast import ForecastModel
@@ -17,7 +18,7 @@ COLUMNS = ["a", "b", "y"]
 MEAN, STD = [10.0, 20.0, 100.0], [2.0, 4.0, 10.0]
 
 
-class LastValue(nn.Module):
+class LastValue(Network):
     """Repeats each channel's last input value; records its input shape and the autocast state."""
 
     def __init__(self, channel_independent: bool) -> None:

@@ -21,6 +21,9 @@ IO = IOSpec(seq_len=96, n_channels=1, horizon=24)
 LAYERNORMS = 2 * 2 * 2 * 32 + 2 * 32  # ln_1, ln_2 per block + ln_f, weight and bias: 320
 WPE, IN, OUT = (128, 32), (16, 32), (32 * 12, 24)  # (fan_in, fan_out) of wpe, in_layer, out_layer
 GPT4TS = LAYERNORMS + 128 * 32 + (16 * 32 + 32) + (32 * 12 * 24 + 24)  # 14,200
+# Runs through the CLI use debug=tiny's GPT-2, which has 256 positions: wpe is 256 x 32 there.
+RUN_WPE = (256, 32)
+RUN_GPT4TS = GPT4TS + (RUN_WPE[0] - WPE[0]) * 32  # 18,296
 
 
 def _window(loss: float, w: float, g: dict[str, float] | None = None) -> Window:
@@ -121,9 +124,9 @@ def test_prelora_run_switches_and_reports(prelora_run):
     # 3 windows of 2 steps: the test first passes after step 6.
     assert report["switched"] and report["switch_step"] == 6
     assert report["ranks"] == {"gpt2.wpe": 4, "out_layer": 4, "in_layer": 4}
-    after = LAYERNORMS + 4 * (sum(WPE) + sum(IN) + sum(OUT))  # 320 + 640 + 192 + 1632
-    assert report["before"]["trainable_params"] == GPT4TS
-    assert report["after"]["trainable_params"] == after == metrics["efficiency"]["trainable_params"] == 2784
+    after = LAYERNORMS + 4 * (sum(RUN_WPE) + sum(IN) + sum(OUT))  # 320 + 1152 + 192 + 1632
+    assert report["before"]["trainable_params"] == RUN_GPT4TS
+    assert report["after"]["trainable_params"] == after == metrics["efficiency"]["trainable_params"] == 3296
     assert report["before"]["batches"] == 6 and report["after"]["batches"] == 4
     assert report["after"]["peak_mb"] > 0
     saved = json.loads((prelora_run / "model" / "model.json").read_text())
@@ -142,7 +145,7 @@ def test_prelora_run_resumes_after_the_switch(prelora_run, data_root, tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["run"]["global_step"] == 12
     assert metrics["prelora"]["switch_step"] == 6
-    assert metrics["efficiency"]["trainable_params"] == 2784
+    assert metrics["efficiency"]["trainable_params"] == 3296
 
 
 def test_prelora_that_never_switches_still_finishes(data_root, tmp_path):
@@ -151,7 +154,7 @@ def test_prelora_that_never_switches_still_finishes(data_root, tmp_path):
                  f"hydra.run.dir={run_dir}"]) == 0
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["prelora"]["switched"] is False and metrics["prelora"]["switch_step"] is None
-    assert metrics["efficiency"]["trainable_params"] == GPT4TS
+    assert metrics["efficiency"]["trainable_params"] == RUN_GPT4TS
 
 
 def test_prelora_under_ddp_is_refused_before_the_run_directory_exists(data_root, tmp_path, capsys):

@@ -51,8 +51,8 @@ def test_classification_run(tmp_path, data_root):
     m = run(tmp_path, data_root, "classification/japanese_vowels")
     assert 0 <= m["test/accuracy"] <= 1 and math.isfinite(m["test/loss"])
     assert (m["data"]["n_train_samples"], m["data"]["n_val_samples"], m["data"]["n_test_samples"]) == (216, 54, 370)
-    # r (128 + 32) wpe + r (32 N + 9) head at r=16, N = 26 - 4 + 2 = 24 (tiny GPT-2, d=32)
-    assert m["efficiency"]["trainable_params"] == 16 * (128 + 32) + 16 * (32 * 24 + 9)
+    # r (256 + 32) wpe + r (32 N + 9) head at r=16, N = 26 - 4 + 2 = 24 (tiny GPT-2: d=32, 256 positions)
+    assert m["efficiency"]["trainable_params"] == 16 * (256 + 32) + 16 * (32 * 24 + 9)
     manifest = json.loads((m["_dir"] / "model" / "model.json").read_text())
     assert manifest["data"]["class_names"] == [str(c) for c in range(1, 10)]
 

@@ -48,7 +48,7 @@ def test_metrics_json(finished_run):
     assert metrics["data"]["n_test_samples"] == 2857 * 7
     assert metrics["backbone"]["pretrained"] is False
     eff = metrics["efficiency"]
-    assert eff["trainable_params"] == 16 * (128 + 32) + 16 * (32 * 12 + 24)
+    assert eff["trainable_params"] == 16 * (256 + 32) + 16 * (32 * 12 + 24)
     assert eff["artifact_bytes"] < 200_000 and eff["precision"] == "32-true"
     assert metrics["run"]["global_step"] == 4 and metrics["run"]["selected_checkpoint"] == "best"
 

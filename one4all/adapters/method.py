@@ -39,7 +39,8 @@ class AdaptableNetwork(Protocol):
     def trainable_parts(self) -> dict[str, list[str]]:
         """Part name -> regexes over parameter names, for parts trained in full."""
 
-    def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None, marks: torch.Tensor | None = None
+                     ) -> list[torch.Tensor]:
         """Hidden states entering the first backbone block and leaving each block."""
 
 

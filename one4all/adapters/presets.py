@@ -22,6 +22,10 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # Authors' code: get_peft_model over the whole model, so only the LoRA matrices train.
     "reference": Preset(("wpe", "head"), (), "One-for-All authors' code: rsLoRA on wpe + head only"),
+    # Authors' short-term (M4) code: get_peft_model on GPT-2 alone (LoRA reaches wpe only), then wpe and
+    # every LayerNorm unfrozen; the token embedding, time extension and head outside GPT-2 train too.
+    "reference_short_term": Preset(("wpe",), ("wpe", "layernorms", "patch_embedding", "head"),
+                                   "One-for-All authors' short-term code: rsLoRA on wpe + GPT4TS's trainable parts"),
     # Paper text: the patch embedding is "learnable" (the code freezes it).
     "paper": Preset(("wpe", "head"), ("patch_embedding",), "One-for-All paper text: + trainable patch embedding"),
     # GPT4TS: positional embedding, LayerNorms, patch embedding and head trained in full; no LoRA.

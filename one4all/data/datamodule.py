@@ -17,8 +17,9 @@ class TimeSeriesDataModule(L.LightningDataModule):
     resumed mid-epoch skips what was consumed (`resume_at`). Val and test never drop the last
     partial batch and are never shuffled; under DDP each rank scores its own contiguous shard,
     with no padding duplicates. `paper_compat=True` reproduces GPT4TS/One-for-All's test loader
-    (`drop_last=True`), which silently skips up to batch_size - 1 test samples; it exists only to
-    compare with their published numbers.
+    (`drop_last=True`), which silently skips up to batch_size - 1 test samples, and their
+    validation loader (shuffled, `drop_last=True`: the skipped samples change every epoch); it
+    exists only to compare with their published numbers.
     """
 
     def __init__(
@@ -88,12 +89,18 @@ class TimeSeriesDataModule(L.LightningDataModule):
         return self._loader(split, sampler, drop_last=drop_last, batch_size=self.eval_batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
+        if not self._paper_drop_last("val"):
+            return self._eval_loader("val")
+        # The authors' validation order: a fresh shuffle each epoch (a pure function of seed and
+        # epoch here, set by Lightning), the last partial batch dropped unless it is the only one.
+        sampler = EpochShuffleSampler(len(self.datasets["val"]), self.seed, *self._ranks())
+        drop = len(sampler) > self.eval_batch_size
+        return self._loader("val", sampler, drop_last=drop, batch_size=self.eval_batch_size)
 
-    def _paper_drop_last(self) -> bool:
-        # The papers drop the last test batch in windowed forecasting and imputation, not in anomaly
-        # detection, classification or M4 (all series in one pass): the test dataset says which.
-        return self.paper_compat and self.datasets["test"].paper_drop_last
+    def _paper_drop_last(self, split: str = "test") -> bool:
+        # The papers drop the last val/test batch in windowed forecasting and imputation, not in anomaly
+        # detection, classification or M4 (all series in one pass): the dataset says which.
+        return self.paper_compat and self.datasets[split].paper_drop_last
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test", drop_last=self._paper_drop_last())

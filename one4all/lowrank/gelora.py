@@ -120,6 +120,6 @@ def sampled_states(network: nn.Module, train: Dataset, windows: int, seed: int) 
     network.eval()
     try:
         with torch.no_grad():
-            return network.block_states(batch["x"], batch.get("mask"))
+            return network.block_states(batch["x"], batch.get("mask"), batch.get("x_mark"))
     finally:
         network.train(was_training)

@@ -23,8 +23,9 @@ from one4all.schema import check_value
 log = logging.getLogger(__name__)
 
 INITS = ("pretrained", "random", "auto")
-# transformers' attention kernels we allow; others (e.g. a hub repo of kernels) would fetch and run code.
-ATTENTION = ("eager", "sdpa")
+# The attention kernels we allow (auto: one4all's, see _loaded_attention); others transformers accepts
+# (e.g. a hub repo of kernels) would fetch and run code.
+ATTENTION = ("auto", "eager", "sdpa")
 # The GPT2Config fields a random-init `config` may set (sizes, dropouts, numerics), with their types.
 GPT2_SETTINGS: dict[str, Any] = {
     "n_embd": int, "n_head": int, "n_positions": int, "n_layer": int, "n_inner": int | None,
@@ -43,10 +44,14 @@ class BackboneSpec:
     init from `config`, for tests and "is the LLM useful?" ablations) or `auto` (pretrained if
     it loads, else random with a loud warning). `path` is a hub id or a local directory.
     `config` overrides GPT-2 small's architecture for random init (e.g. a tiny model in tests).
-    `attn_implementation`: transformers' attention kernel; `eager` (the authors' formulation) trains
-    faster on CPU than `sdpa`, whose CPU kernel has no dropout (docs/benchmarks.md).
+    `attn_implementation`: `auto` (one4all's: the authors' eager formulation with cheap dropout masks
+    on the CPU, transformers' fused SDPA on CUDA; models.fast_gpt2), or transformers' own `eager` or
+    `sdpa` (whose CPU kernel has no dropout and falls back to a slower path in training).
     `fused_gelu` computes GPT-2's tanh GELU with one fused kernel instead of transformers' eight
     elementwise ops (same function, different rounding; see models.fast_gpt2).
+    `compile`: `torch.compile` the GPT-2 in place (`nn.Module.compile`: parameter names unchanged), for
+    CUDA, where fusing the elementwise work between the matmuls pays; the first steps then pay the
+    compilation (tens of seconds).
     """
 
     init: str = "auto"
@@ -54,9 +59,10 @@ class BackboneSpec:
     n_layers: int = 6
     seed: int = 0
     dropout: float | None = None
-    attn_implementation: str = "eager"
+    attn_implementation: str = "auto"
     config: dict | None = None
     fused_gelu: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_layers, int) or not 1 <= self.n_layers <= MAX_LAYERS:
@@ -114,8 +120,13 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _loaded_attention(spec: BackboneSpec) -> str:
+    """What transformers builds the model with; `auto` is switched to one4all's kernel by `streamline`."""
+    return "eager" if spec.attn_implementation == "auto" else spec.attn_implementation
+
+
 def _from_pretrained(spec: BackboneSpec) -> GPT2Model:
-    kwargs = {"attn_implementation": spec.attn_implementation}
+    kwargs = {"attn_implementation": _loaded_attention(spec)}
     # A size check builds the network on the meta device (models.spec), where from_pretrained refuses
     # to run: there the architecture comes from the pretrained config alone.
     load = _from_config if torch.get_default_device().type == "meta" else GPT2Model.from_pretrained
@@ -142,7 +153,7 @@ def _from_config(path: str | Path, attn_implementation: str, **kwargs: Any) -> G
 
 def _random(spec: BackboneSpec) -> GPT2Model:
     config = GPT2Config(**{"n_layer": spec.n_layers, **(spec.config or {})})
-    config._attn_implementation = spec.attn_implementation
+    config._attn_implementation = _loaded_attention(spec)
     with seeded(spec.seed):
         return GPT2Model(config)
 
@@ -182,6 +193,9 @@ def load_backbone(spec: BackboneSpec) -> Backbone:
                         "Results are not those of a pretrained LLM. Set model.backbone.path to local "
                         "weights, or model.backbone.init=random to silence this.", spec.path)
             model, pretrained, source = _random(spec), False, "random (auto fallback)"
-    model = streamline(_truncate(model, spec), fused_gelu=spec.fused_gelu)
+    model = streamline(_truncate(model, spec), fused_gelu=spec.fused_gelu,
+                       attn_implementation=spec.attn_implementation)
     model.requires_grad_(False)
+    if spec.compile:
+        model.compile()
     return Backbone(model=model, pretrained=pretrained, source=source)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from one4all.marks import FIXED_FIELDS
+
 
 class InstanceNorm(nn.Module):
     """Per-series standardisation over time (RevIN without affine), undone at the output.
@@ -110,25 +112,74 @@ def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
     return table
 
 
-class ConvTokens(nn.Module):
-    """Token embedding of the GPT4TS classifier and imputer: a width-3 circular convolution over
-    the token sequence (no bias), plus fixed sinusoidal positions, then dropout.
+class FixedCalendarEmbedding(nn.Module):
+    """The `fixed` time-feature embedding: one sinusoidal table per calendar field (month, day,
+    weekday, hour, quarter-hour; sizes in `marks.FIXED_FIELDS`), looked up and summed. No parameters:
+    the tables are non-persistent buffers, recomputed, never stored."""
 
-    `conv` is the trainable `patch_embedding` part; the position table is a non-persistent buffer
-    (recomputed, never stored).
+    def __init__(self, fields: tuple[str, ...], d_model: int) -> None:
+        super().__init__()
+        self.fields = fields
+        for name in fields:
+            self.register_buffer(name, sinusoidal_positions(FIXED_FIELDS[name], d_model), persistent=False)
+
+    def forward(self, marks: torch.Tensor) -> torch.Tensor:
+        """`marks[n, tokens, fields]` (integer-valued) -> `[n, tokens, d_model]`."""
+        index = marks.long()
+        return sum(self.get_buffer(name)[index[..., i]] for i, name in enumerate(self.fields))
+
+
+def mark_embedding(time_features: str, names: tuple[str, ...], d_model: int) -> nn.Module | None:
+    """The embedding of `time_features` marks (`marks.mark_names`): timeF -> Linear without bias
+    (Time-Series-Library's TimeFeatureEmbedding), fixed -> sinusoidal tables, none -> None."""
+    if time_features == "timeF":
+        return nn.Linear(len(names), d_model, bias=False)
+    if time_features == "fixed":
+        return FixedCalendarEmbedding(names, d_model)
+    return None
+
+
+class ConvTokens(nn.Module):
+    """Token embedding of the GPT4TS classifier, imputer and short-term forecaster (TSLib's
+    DataEmbedding): a width-3 circular convolution over the token sequence (no bias), plus fixed
+    sinusoidal positions, plus the embedded time-feature marks when there are any, then dropout.
+
+    `conv` (and a timeF `marks` Linear) is the trainable `patch_embedding` part; the position table
+    is a non-persistent buffer (recomputed, never stored). With marks, the last `n_marks` features
+    of each token are the marks (the layout appends them), so a token sequence stays one tensor.
     """
 
-    def __init__(self, c_in: int, d_model: int, n_tokens: int, dropout: float) -> None:
+    def __init__(self, c_in: int, d_model: int, n_tokens: int, dropout: float, time_features: str = "none",
+                 mark_names: tuple[str, ...] = ()) -> None:
         super().__init__()
+        self.n_marks = len(mark_names)
         self.conv = nn.Conv1d(c_in, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False)
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="leaky_relu")
+        self.marks = mark_embedding(time_features, mark_names, d_model)
         self.register_buffer("positions", sinusoidal_positions(n_tokens, d_model), persistent=False)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """`[n, tokens, c_in]` -> `[n, tokens, d_model]`."""
-        embedded = self.conv(tokens.transpose(1, 2)).transpose(1, 2)
-        return self.dropout(embedded + self.positions[: tokens.shape[1]])
+        """`[n, tokens, c_in (+ n_marks)]` -> `[n, tokens, d_model]`."""
+        values = tokens[..., : tokens.shape[-1] - self.n_marks] if self.n_marks else tokens
+        embedded = self.conv(values.transpose(1, 2)).transpose(1, 2) + self.positions[: tokens.shape[1]]
+        if self.n_marks:
+            embedded = embedded + self.marks(tokens[..., -self.n_marks:])
+        return self.dropout(embedded)
+
+
+class ExtendedConvTokens(ConvTokens):
+    """The authors' short-term embedding: `ConvTokens` over the `seq_len` input steps, then a linear
+    map over time (`extend`, their `predict_linear_pre`) from `seq_len` to `seq_len + horizon` tokens."""
+
+    def __init__(self, c_in: int, d_model: int, seq_len: int, horizon: int, dropout: float,
+                 time_features: str = "none", mark_names: tuple[str, ...] = ()) -> None:
+        super().__init__(c_in, d_model, seq_len, dropout, time_features, mark_names)
+        self.extend = nn.Linear(seq_len, seq_len + horizon)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`[n, seq_len, c_in (+ n_marks)]` -> `[n, seq_len + horizon, d_model]`."""
+        return self.extend(super().forward(tokens).transpose(1, 2)).transpose(1, 2)
 
 
 class ChannelPad(nn.Module):

@@ -1,11 +1,12 @@
 """The One-for-All network: a frozen GPT-2 between a per-kind input layout and head.
 
-Forecasting is exactly the authors' model (DESIGN.md §3): instance norm -> patches -> frozen
-GPT-2 -> flatten head. Reconstruction (imputation, anomaly detection) and classification follow
-the authors' GPT4TS designs (models.layouts). What trains is decided by the adapter preset, over
-part names shared by every kind. Parts that are neither GPT-2 nor trained (in the `reference`
-preset: the token embedding and the head's base weight) are initialised from `init_seed`, so a
-saved artifact can regenerate them instead of storing them.
+Long-term forecasting is exactly the authors' model (DESIGN.md §3): instance norm -> patches ->
+frozen GPT-2 -> flatten head; short-term forecasting is their per-step network
+(`forecast_layout=step`, models.layouts.StepForecast). Reconstruction (imputation, anomaly
+detection) and classification follow the authors' GPT4TS designs (models.layouts). What trains is
+decided by the adapter preset, over part names shared by every kind. Parts that are neither
+GPT-2 nor trained (in the `reference` preset: the token embedding and the head's base weight) are
+initialised from `init_seed`, so a saved artifact can regenerate them instead of storing them.
 
 When nothing before the head trains (`adapter=linear_probe`, LoRA on the head only), the frozen
 front (token embedding + GPT-2) runs without autograd, and `cache_backbone_features` can memoise
@@ -24,8 +25,9 @@ from one4all.adapters import AdapterMethod, LoRASpec
 from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
 from one4all.models.backbone import BackboneSpec, load_backbone, seeded
+from one4all.models.fast_dropout import use_fast_dropout
 from one4all.models.feature_cache import FeatureCache
-from one4all.models.layouts import LayoutOptions, make_layout
+from one4all.models.layouts import LayoutOptions, PatchForecast, make_layout
 
 # GPT-2 block projections that LoRA can target, by part name.
 _PROJECTIONS = {"c_attn": "attn.c_attn", "attn_proj": "attn.c_proj", "mlp_fc": "mlp.c_fc",
@@ -52,9 +54,13 @@ class One4All(Network):
         d_ff: int | None = None,
         embed_dropout: float = 0.1,
         channel_embedding: str = "pad",
+        forecast_layout: str = "patch",
+        time_features: str = "none",
+        unused_reference_params: bool = False,
         channel_chunk: int | None = None,
         cache_backbone_features: bool = False,
         feature_cache_mb: float = 4096,
+        fast_dropout: bool = True,
     ) -> None:
         super().__init__()
         if channel_chunk is not None and channel_chunk <= 0:
@@ -65,11 +71,13 @@ class One4All(Network):
         self.gpt2 = loaded.model
         self.backbone_info = loaded.describe()
         d_model = self.gpt2.config.n_embd
-        options = LayoutOptions(patch_len, stride, segment_len, d_ff, embed_dropout, channel_embedding)
+        options = LayoutOptions(patch_len, stride, segment_len, d_ff, embed_dropout, channel_embedding,
+                                forecast_layout, time_features, unused_reference_params)
         self.layout = make_layout(io, d_model, options)
         # Each channel is its own univariate sample for the forecaster: the data side then serves
         # [batch, length, 1] windows.
         self.channel_independent = self.layout.channel_independent
+        self.time_features = time_features
         self.n_patches = self.layout.n_tokens
         if self.n_patches > self.gpt2.config.n_positions:
             raise UserError(f"{self.n_patches} tokens exceed GPT-2's {self.gpt2.config.n_positions} positions; "
@@ -86,6 +94,9 @@ class One4All(Network):
             self.requires_grad_(False)  # nothing trains until `calibrate` has applied the method
         else:
             self.adapter.apply(self)
+        # Dropout masks from packed random bits on the CPU (same distribution, ~4x cheaper to draw).
+        self.fast_dropout = fast_dropout
+        self._use_fast_dropout()
         self.feature_cache = FeatureCache(feature_cache_mb) if cache_backbone_features else None
         if self.feature_cache is not None:
             self._check_cacheable()
@@ -96,8 +107,13 @@ class One4All(Network):
         if self.adapter.needs_train_data():
             self.adapter_report.update(self.adapter.calibrate(self, train))
             self.adapter.apply(self)
+            self._use_fast_dropout()
             if self.feature_cache is not None:  # the adapter exists only now: check it before any run files
                 self._check_cacheable()
+
+    def _use_fast_dropout(self) -> None:
+        if self.fast_dropout:
+            use_fast_dropout(self)
 
     def stored_frozen(self) -> set[str]:
         return self.adapter.stored_frozen(self)
@@ -110,6 +126,17 @@ class One4All(Network):
 
     def run_report(self) -> dict[str, Any]:
         return {"backbone": self.backbone_info, **({"adapter": self.adapter_report} if self.adapter_report else {})}
+
+    def authors_validation_mode(self) -> None:
+        """GPT4TS / One-for-All's long-term `vali()` puts only `in_layer` and `out_layer` in eval
+        mode: GPT-2's dropout stays on while the validation loss that picks checkpoints is computed.
+        Their other tasks validate in eval mode."""
+        if isinstance(self.layout, PatchForecast):
+            self.train()
+            self.in_layer.eval()
+            self.out_layer.eval()
+        else:
+            self.eval()
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
@@ -155,14 +182,17 @@ class One4All(Network):
             self.gpt2.eval()
         return self
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """`x[batch, seq_len, channels]` (and the observation mask when `io.masked`) -> the kind's output."""
-        tokens, state = self.layout.encode(x, mask)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, marks: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """`x[batch, seq_len, channels]` (with the observation mask when `io.masked`, and the
+        time-feature marks `[batch, seq_len, n_marks]` when `time_features` is set) -> the kind's output."""
+        tokens, state = self.layout.encode(x, mask, marks)
         return self.layout.decode(self.out_layer, self._backbone(tokens), state)
 
-    def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> list[torch.Tensor]:
+    def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None, marks: torch.Tensor | None = None
+                     ) -> list[torch.Tensor]:
         """GPT-2's hidden states for `x`: the input of block 1, then each block's output (before ln_f)."""
-        tokens, _ = self.layout.encode(x, mask)
+        tokens, _ = self.layout.encode(x, mask, marks)
         states: list[torch.Tensor] = []
 
         def keep(module, args, output) -> None:

@@ -32,10 +32,12 @@ class TaskModule(L.LightningModule):
         return self.network(x)
 
     def network_output(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The network on a batch; batches of masked inputs (IOSpec.masked) pass the mask too."""
-        if "mask" in batch:
-            return self.network(batch["x"], batch["mask"])
-        return self.network(batch["x"])
+        """The network on a batch; batches of masked inputs (IOSpec.masked) pass the mask too, and
+        batches with time-feature marks (served when the network reads them) pass `marks=`."""
+        inputs = (batch["x"], batch["mask"]) if "mask" in batch else (batch["x"],)
+        if "x_mark" in batch:
+            return self.network(*inputs, marks=batch["x_mark"])
+        return self.network(*inputs)
 
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]

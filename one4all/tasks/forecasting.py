@@ -31,7 +31,7 @@ class ForecastingTask(SplitMetricsTask):
 
     def predict_batch(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Forecast for the scored channels, in scaled units."""
-        pred = self.network(batch["x"])
+        pred = self.network_output(batch)
         if not self.channel_independent:
             pred = pred[..., self.target_channels]
         return pred

@@ -8,6 +8,7 @@ from typing import Any
 
 from one4all.data.formats import anomaly as readers
 from one4all.data.sources.base import LoaderSettings
+from one4all.errors import UserError
 from one4all.paths import resolve_data_file
 
 
@@ -75,3 +76,36 @@ class SWaTData(AnomalySource):
 
     def load(self) -> readers.AnomalySeries:
         return readers.read_swat(self.folder, self.train_file, self.test_file, self.label_col)
+
+
+class AnomalyCsvData(LoaderSettings):
+    """Your own series in one CSV (date column + value columns, NAB-like): train on it, or on a known
+    normal span, and score every row. Keys as data=csv where they mean the same (`features`: M = every
+    value column, S = `target` only); labels (a 0/1 `label_col` or a `labels_file` of windows) are
+    for evaluation only."""
+
+    def __init__(self, path: str, root: str | None = None, name: str | None = None, features: str = "M",
+                 target: str | None = None, date_col: str | None = None, columns: list[str] | None = None,
+                 label_col: str | None = None, labels_file: str | None = None, normal_span: list | None = None,
+                 max_missing_gap: int = 3, **loader: Any) -> None:
+        super().__init__(**loader)
+        if features not in ("M", "S"):
+            raise UserError(f"data.features={features!r}; anomaly detection uses M (every value column) or "
+                            "S (data.target only)")
+        if features == "S":
+            if target is None:
+                raise UserError("data.features=S needs data.target: the value column to score")
+            columns = [str(target)]
+        self.path = resolve_data_file(root, path)
+        self.labels_file = None if labels_file is None else resolve_data_file(root, labels_file)
+        self.name = name or self.path.stem
+        self.date_col = None if date_col is None else str(date_col)
+        self.columns = [str(c) for c in columns] if columns else None
+        self.label_col = None if label_col is None else str(label_col)
+        self.normal_span, self.max_missing_gap = normal_span, max_missing_gap
+
+    def load(self) -> readers.AnomalySeries:
+        series = readers.read_anomaly_csv(self.path, self.date_col, self.columns, self.label_col, self.labels_file,
+                                          self.normal_span, self.max_missing_gap)
+        series.name = self.name
+        return series

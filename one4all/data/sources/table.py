@@ -18,6 +18,7 @@ from one4all.data.formats.table import Table, frame_to_table, read_table
 from one4all.data.sources.base import LoaderSettings
 from one4all.data.splits import Borders, StandardScaler, make_borders, scheme_for_file
 from one4all.errors import UserError
+from one4all.marks import compute_marks, mark_names
 from one4all.paths import default_data_root, resolve_data_file
 
 FEATURES = ("M", "S", "MS")
@@ -49,6 +50,15 @@ class SeriesData:
     def rows(self, split: str) -> np.ndarray:
         start, end = self.borders.as_dict()[split]
         return self.scaled[start:end]
+
+    def marks(self, split: str, time_features: str) -> np.ndarray | None:
+        """Time-feature marks `[rows, n_marks]` of the split's rows (one4all.marks); None for `none`."""
+        if time_features == "none":
+            return None
+        if self.timestamps is None:
+            mark_names(time_features, None)  # refuses: marks need timestamps
+        start, end = self.borders.as_dict()[split]
+        return compute_marks(self.timestamps[start:end], time_features, self.freq)
 
 
 def select_features(table: Table, features: str, target: str | None) -> tuple[list[int], list[int]]:

@@ -9,7 +9,11 @@ Protocol (TSLib / GPT4TS, with the evaluation leaks removed):
   point is scored (TSLib drops the tail); a point's score is the per-step MSE over channels,
   averaged over the windows that cover it;
 - the threshold comes from train + val scores only (tasks.anomaly); test labels are read only
-  to compute metrics.
+  to compute metrics, and a test series without labels (a user's CSV) gets scores only.
+
+For a user's series (`data=anomaly_csv`) the test series is the whole file and "train" is the
+file or its known-normal span; the per-point scores are written to the run directory
+(anomaly_files).
 """
 
 from __future__ import annotations
@@ -18,13 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
+from one4all.anomaly_files import ScoreTable
 from one4all.contract import IOSpec
 from one4all.data.formats import anomaly as readers
-from one4all.data.sources.anomaly import AnomalySource
+from one4all.data.sources.anomaly import AnomalyCsvData, AnomalySource
 from one4all.data.splits import StandardScaler
-from one4all.data.windows.base import WindowDataset
+from one4all.data.windows.base import WindowDataset, refuse_marks
 from one4all.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -82,7 +88,7 @@ class AnomalyProtocol:
     val_fraction: float = 0.2
     score_stride: int | None = None
 
-    def load(self, data: AnomalySource) -> AnomalyData:
+    def load(self, data: AnomalySource | AnomalyCsvData) -> AnomalyData:
         series = data.load()
         if not 0.0 < self.val_fraction < 1.0:
             raise UserError(f"task.protocol.val_fraction={self.val_fraction} must be in (0, 1)")
@@ -99,10 +105,11 @@ class AnomalyProtocol:
     def io_spec(self, data: AnomalyData) -> IOSpec:
         return IOSpec(seq_len=self.seq_len, n_channels=data.series.train.shape[1], kind="reconstruct")
 
-    def datasets(self, data: AnomalyData, channel_independent: bool, train_fraction: float = 1.0
-                 ) -> dict[str, Windows]:
+    def datasets(self, data: AnomalyData, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, Windows]:
         """train/val: stride-1 windows; test: the scoring windows over train, val and test.
         Windows hold every channel whatever `channel_independent` says."""
+        refuse_marks(time_features, "anomaly data")
         n_train = len(data.scaled["train"]) - self.seq_len + 1
         limit = int(n_train * train_fraction) if train_fraction < 1.0 else None
         stride = self.score_stride or self.seq_len
@@ -111,14 +118,21 @@ class AnomalyProtocol:
                 "test": Windows(data.scaled, self.seq_len, stride)}
 
     def task_inputs(self, data: AnomalyData) -> dict[str, Any]:
-        return {"test_labels": data.series.labels, "n_points": {k: len(v) for k, v in data.scaled.items()},
-                "n_channels": data.series.train.shape[1]}
+        series = data.series
+        if series.timestamps is not None:
+            index, name = series.timestamps, series.meta.get("date_col") or "timestamp"
+        else:
+            index, name = pd.RangeIndex(len(series.test)), "row"
+        outputs = ScoreTable(index, name, series.test, series.columns, series.labels)
+        return {"test_labels": series.labels, "n_points": {k: len(v) for k, v in data.scaled.items()},
+                "n_channels": series.train.shape[1], "outputs": outputs}
 
     def describe(self, data: AnomalyData) -> dict[str, Any]:
         """The `data` block of metrics.json (n_test_samples counts the scoring windows of all splits)."""
         return {"name": data.series.name, "n_channels": data.series.train.shape[1],
                 "n_points": {k: len(v) for k, v in data.scaled.items()},
-                "test_anomaly_share": float(data.series.labels.mean()), "seq_len": self.seq_len,
+                "test_anomaly_share": None if data.series.labels is None else float(data.series.labels.mean()),
+                "seq_len": self.seq_len,
                 "score_stride": self.score_stride or self.seq_len, "val_fraction": self.val_fraction,
                 **{k: v for k, v in data.series.meta.items() if k != "anomaly_ranges"}}
 

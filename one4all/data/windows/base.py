@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
+from one4all.errors import UserError
+
 
 class WindowDataset(Dataset):
     """A task dataset whose `__getitems__` returns a whole batch (a dict of stacked tensors), so the
@@ -27,3 +29,9 @@ class WindowDataset(Dataset):
 def collate_prebatched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """`__getitems__` already returns a batch; keep it as is."""
     return batch
+
+
+def refuse_marks(time_features: str, data: str) -> None:
+    """Protocols whose data has no timestamps serve no time-feature marks."""
+    if time_features != "none":
+        raise UserError(f"{data} has no timestamps, so no time-feature marks; set model.time_features=none")

@@ -20,7 +20,7 @@ import torch
 from one4all.contract import IOSpec
 from one4all.data.sources.uea import UeaData
 from one4all.data.splits import StandardScaler
-from one4all.data.windows.base import WindowDataset
+from one4all.data.windows.base import WindowDataset, refuse_marks
 from one4all.errors import UserError
 
 
@@ -118,10 +118,11 @@ class ClassificationProtocol:
         return IOSpec(seq_len=data.seq_len, n_channels=n_dims, kind="classify",
                       n_classes=len(data.class_names), masked=True)
 
-    def datasets(self, data: ClassificationData, channel_independent: bool, train_fraction: float = 1.0
-                 ) -> dict[str, PaddedSamples]:
+    def datasets(self, data: ClassificationData, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, PaddedSamples]:
         """Samples hold every dimension, whatever `channel_independent` says: a class belongs to
         the whole multivariate series. `train_fraction` keeps a seeded share of training samples."""
+        refuse_marks(time_features, "classification data")
         out = {split: PaddedSamples(*arrays) for split, arrays in data.splits.items()}
         if train_fraction < 1.0:
             x, mask, y = data.splits["train"]

@@ -20,6 +20,8 @@ class ForecastWindows(WindowDataset):
     With `channel_independent`, each (channel, start) pair is its own univariate sample, indexed
     channel-major as in Time-Series-Library, so the sample count is windows x channels. Otherwise a
     sample holds all channels. Batches are gathered in one vectorised step (`__getitems__`).
+    `marks[rows, n_marks]` (time features of the rows, when the network reads them) adds each
+    input window's marks as `x_mark`.
     """
 
     def __init__(
@@ -30,8 +32,10 @@ class ForecastWindows(WindowDataset):
         channel_independent: bool,
         target_channels: list[int] | None = None,
         max_windows: int | None = None,
+        marks: np.ndarray | None = None,
     ) -> None:
         self.values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+        self.marks = None if marks is None else torch.from_numpy(np.ascontiguousarray(marks, dtype=np.float32))
         self.seq_len, self.horizon = seq_len, horizon
         self.channel_independent = channel_independent
         n_channels = self.values.shape[1]
@@ -58,10 +62,15 @@ class ForecastWindows(WindowDataset):
             start = idx % self.n_windows
             x = self.values[start[:, None] + self._in_offsets, channel[:, None]].unsqueeze(-1)
             y = self.values[start[:, None] + self._out_offsets, channel[:, None]].unsqueeze(-1)
-            return {"x": x, "y": y, "channel": channel}
-        x = self.values[idx[:, None] + self._in_offsets]
-        y = self.values[idx[:, None] + self._out_offsets][..., self.target_channels]
-        return {"x": x, "y": y}
+            batch = {"x": x, "y": y, "channel": channel}
+        else:
+            start = idx
+            x = self.values[idx[:, None] + self._in_offsets]
+            y = self.values[idx[:, None] + self._out_offsets][..., self.target_channels]
+            batch = {"x": x, "y": y}
+        if self.marks is not None:
+            batch["x_mark"] = self.marks[start[:, None] + self._in_offsets]
+        return batch
 
 
 @dataclass
@@ -80,19 +89,21 @@ class ForecastProtocol:
         return data.load(self.seq_len, horizon=self.horizon)
 
     def io_spec(self, data: SeriesData) -> IOSpec:
-        return IOSpec(seq_len=self.seq_len, n_channels=data.n_channels, kind="forecast", horizon=self.horizon)
+        return IOSpec(seq_len=self.seq_len, n_channels=data.n_channels, kind="forecast", horizon=self.horizon,
+                      freq=data.freq)
 
-    def datasets(self, data: SeriesData, channel_independent: bool, train_fraction: float = 1.0
-                 ) -> dict[str, ForecastWindows]:
-        """Train/val/test windows. `train_fraction` keeps the first share of training windows."""
+    def datasets(self, data: SeriesData, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, ForecastWindows]:
+        """Train/val/test windows (with `x_mark` when `time_features` is set). `train_fraction`
+        keeps the first share of training windows."""
         out = {}
         for split in ("train", "val", "test"):
             limit = None
             if split == "train" and train_fraction < 1.0:
                 full = len(data.rows("train")) - self.seq_len - self.horizon + 1
                 limit = int(full * train_fraction)
-            out[split] = ForecastWindows(data.rows(split), self.seq_len, self.horizon,
-                                         channel_independent, data.target_channels, limit)
+            out[split] = ForecastWindows(data.rows(split), self.seq_len, self.horizon, channel_independent,
+                                         data.target_channels, limit, data.marks(split, time_features))
         return out
 
     def task_inputs(self, data: SeriesData) -> dict[str, Any]:

@@ -33,8 +33,9 @@ class MaskedWindows(WindowDataset):
     """
 
     def __init__(self, values: np.ndarray, seq_len: int, mask_ratio: float, seed: tuple[int, ...] | None,
-                 max_windows: int | None = None) -> None:
+                 max_windows: int | None = None, marks: np.ndarray | None = None) -> None:
         self.values = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+        self.marks = None if marks is None else torch.from_numpy(np.ascontiguousarray(marks, dtype=np.float32))
         self.seq_len, self.mask_ratio, self.seed = seq_len, mask_ratio, seed
         available = len(values) - seq_len + 1
         if available <= 0:
@@ -55,7 +56,10 @@ class MaskedWindows(WindowDataset):
         idx = torch.as_tensor(indices, dtype=torch.long)
         y = self.values[idx[:, None] + self._offsets]
         mask = (self._uniform(indices, tuple(y.shape[1:])) > self.mask_ratio).float()
-        return {"x": y * mask, "y": y, "mask": mask}
+        batch = {"x": y * mask, "y": y, "mask": mask}
+        if self.marks is not None:  # time features of the window's steps (never masked: dates are known)
+            batch["x_mark"] = self.marks[idx[:, None] + self._offsets]
+        return batch
 
 
 @dataclass
@@ -74,19 +78,21 @@ class ImputationProtocol:
         return data.load(self.seq_len)
 
     def io_spec(self, data: SeriesData) -> IOSpec:
-        return IOSpec(seq_len=self.seq_len, n_channels=data.n_channels, kind="reconstruct", masked=True)
+        return IOSpec(seq_len=self.seq_len, n_channels=data.n_channels, kind="reconstruct", masked=True,
+                      freq=data.freq)
 
-    def datasets(self, data: SeriesData, channel_independent: bool, train_fraction: float = 1.0
-                 ) -> dict[str, MaskedWindows]:
+    def datasets(self, data: SeriesData, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, MaskedWindows]:
         """Windows hold every channel whatever `channel_independent` says (a network that treats
-        channels independently does so inside its forward). `train_fraction` keeps the first
-        share of training windows."""
+        channels independently does so inside its forward), and `x_mark` when `time_features` is
+        set. `train_fraction` keeps the first share of training windows."""
         out = {}
         for split in ("train", "val", "test"):
             rows = data.rows(split)
             limit = int((len(rows) - self.seq_len + 1) * train_fraction) if split == "train" else None
             seed = None if split == "train" else (self.mask_seed, _SPLIT_IDS[split])
-            out[split] = MaskedWindows(rows, self.seq_len, self.mask_ratio, seed, limit)
+            out[split] = MaskedWindows(rows, self.seq_len, self.mask_ratio, seed, limit,
+                                       data.marks(split, time_features))
         return out
 
     def task_inputs(self, data: SeriesData) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from one4all.contract import IOSpec
 from one4all.data.sources.collections import SeriesCollection
+from one4all.data.windows.base import refuse_marks
 from one4all.data.windows.series import EvalSet, SampledWindows, SeriesEvalWindows, draw_cut_points
 
 
@@ -67,9 +68,10 @@ class ShortTermProtocol:
         limit = None if train_fraction >= 1.0 else int(cuts.size * train_fraction)
         return SampledWindows(data.fit, cuts, data.seq_len, c.horizon, self.paper_compat, limit)
 
-    def datasets(self, data: ShortTermData, channel_independent: bool, train_fraction: float = 1.0
-                 ) -> dict[str, Any]:
+    def datasets(self, data: ShortTermData, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, Any]:
         # Univariate series: channel-independent or not, a sample is [seq_len, 1].
+        refuse_marks(time_features, "a series collection")
         return {"train": self.train_windows(data, train_fraction), "val": SeriesEvalWindows(data.val),
                 "test": SeriesEvalWindows(data.test)}
 

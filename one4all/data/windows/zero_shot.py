@@ -24,6 +24,7 @@ from one4all.data.windows.forecast import ForecastProtocol, ForecastWindows
 from one4all.data.windows.series import EvalSet, SeriesEvalWindows
 from one4all.data.windows.short_term import ShortTermData, ShortTermProtocol
 from one4all.errors import UserError
+from one4all.marks import mark_names
 
 
 @dataclass
@@ -57,9 +58,9 @@ class ZeroShotSeriesProtocol:
     def io_spec(self, data: ZeroShotSeriesData) -> IOSpec:
         return self.source.io_spec(data.source)
 
-    def datasets(self, data: ZeroShotSeriesData, channel_independent: bool, train_fraction: float = 1.0
-                 ) -> dict[str, Any]:
-        return {**self.source.datasets(data.source, channel_independent, train_fraction),
+    def datasets(self, data: ZeroShotSeriesData, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, Any]:
+        return {**self.source.datasets(data.source, channel_independent, train_fraction, time_features),
                 "test": SeriesEvalWindows(data.test)}
 
     def task_inputs(self, data: ZeroShotSeriesData) -> dict[str, Any]:
@@ -100,16 +101,19 @@ class ZeroShotProtocol:
     def io_spec(self, data: ZeroShotCsvData) -> IOSpec:
         return self.source.io_spec(data.source)
 
-    def datasets(self, data: ZeroShotCsvData, channel_independent: bool, train_fraction: float = 1.0
-                 ) -> dict[str, Any]:
+    def datasets(self, data: ZeroShotCsvData, channel_independent: bool, train_fraction: float = 1.0,
+                 time_features: str = "none") -> dict[str, Any]:
         src, tgt = data.source, data.target
         if not channel_independent and (src.n_channels != tgt.n_channels or src.target_channels != tgt.target_channels):
             raise UserError(f"zero-shot {src.name} -> {tgt.name}: this network mixes channels, so both need the same "
                             f"channel layout ({src.n_channels} vs {tgt.n_channels} channels); use a channel-"
                             "independent network or matching data.features / columns")
-        sets = self.source.datasets(src, channel_independent, train_fraction)
+        if mark_names(time_features, src.freq) != mark_names(time_features, tgt.freq):
+            raise UserError(f"zero-shot {src.name} ({src.freq}) -> {tgt.name} ({tgt.freq}): their {time_features} time "
+                            "features differ; use model.time_features=none")
+        sets = self.source.datasets(src, channel_independent, train_fraction, time_features)
         sets["test"] = ForecastWindows(tgt.rows("test"), self.seq_len, self.horizon, channel_independent,
-                                       tgt.target_channels)
+                                       tgt.target_channels, marks=tgt.marks("test", time_features))
         return sets
 
     def task_inputs(self, data: ZeroShotCsvData) -> dict[str, Any]:

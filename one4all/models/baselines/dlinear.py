@@ -2,8 +2,13 @@
 
 Trend = moving average over time (kernel 25, the ends padded by repeating the first and last value,
 so the output keeps the input length); seasonal = input - trend. Each component goes through a
-linear map over time, `seq_len -> horizon`, shared by all channels or one per channel
-(`individual=True`, the paper's DLinear-I); the forecast is the sum of the two maps.
+linear map over time, shared by all channels or one per channel (`individual=True`, the paper's
+DLinear-I); the output is the sum of the two maps.
+
+Per output kind (Time-Series-Library's task branches): forecast maps `seq_len -> horizon`;
+reconstruct (imputation, anomaly detection) maps `seq_len -> seq_len`, with hidden entries
+arriving as 0 and the observation mask unused, as TSLib; classify flattens the reconstruction
+`[seq_len, channels]` into one Linear to the class logits.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from torch import nn
 
 from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
-from one4all.models.baselines import require_kind
 
 
 class MovingAverageDecomposition(nn.Module):
@@ -42,7 +46,8 @@ class TimeLinear(nn.Module):
     """A linear map over time, `[b, c, in_len] -> [b, c, out_len]`, shared or one per channel.
 
     `init="average"` starts every weight at 1/in_len, so each output starts as the input's mean
-    (the authors' code); `"default"` is nn.Linear's uniform init. Biases use nn.Linear's init.
+    (Time-Series-Library's DLinear); `"default"` is nn.Linear's uniform init (the authors' LTSF-Linear
+    code, where the average lines are commented out). Biases use nn.Linear's init.
     """
 
     def __init__(self, in_len: int, out_len: int, n_maps: int = 1, init: str = "average") -> None:
@@ -64,7 +69,8 @@ class TimeLinear(nn.Module):
 
 
 class DLinear(Network):
-    """DLinear forecaster: `[b, seq_len, c]` -> `[b, horizon, c]`.
+    """DLinear: `[b, seq_len, c]` -> forecast `[b, horizon, c]`, reconstruction `[b, seq_len, c]`
+    or class logits `[b, n_classes]`.
 
     Samples carry all channels (channel_independent = False), so a batch of 32 holds 32 windows of
     every channel as in the authors' runs, and `individual=True` can give each channel its own maps.
@@ -74,15 +80,16 @@ class DLinear(Network):
 
     def __init__(self, io: IOSpec, kernel_size: int = 25, individual: bool = False, init: str = "average") -> None:
         super().__init__()
-        require_kind(io, "dlinear")
         self.io = io
         self.decompose = MovingAverageDecomposition(kernel_size)
         n_maps = io.n_channels if individual else 1
-        self.seasonal = TimeLinear(io.seq_len, io.horizon, n_maps, init)
-        self.trend = TimeLinear(io.seq_len, io.horizon, n_maps, init)
+        out_len = io.horizon if io.kind == "forecast" else io.seq_len
+        self.seasonal = TimeLinear(io.seq_len, out_len, n_maps, init)
+        self.trend = TimeLinear(io.seq_len, out_len, n_maps, init)
+        self.classifier = nn.Linear(io.seq_len * io.n_channels, io.n_classes) if io.kind == "classify" else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x[batch, seq_len, channels]` -> forecast `[batch, horizon, channels]`."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`x[batch, seq_len, channels]` (+ an observation mask, unused) -> the output of `io.kind`."""
         seasonal, trend = self.decompose(x)
-        out = self.seasonal(seasonal.transpose(1, 2)) + self.trend(trend.transpose(1, 2))
-        return out.transpose(1, 2)
+        out = (self.seasonal(seasonal.transpose(1, 2)) + self.trend(trend.transpose(1, 2))).transpose(1, 2)
+        return out if self.classifier is None else self.classifier(out.flatten(start_dim=1))

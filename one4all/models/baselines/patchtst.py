@@ -4,6 +4,13 @@ Per series: RevIN-style instance norm (no affine, as the authors' supervised scr
 by `stride` and cut patches (16/8: 42 patches for L=336, 64 for L=512) -> linear patch embedding +
 a learned positional embedding -> `n_layers` post-norm encoder layers with BatchNorm and residual
 attention (each layer adds the previous layer's pre-softmax scores) -> flatten -> linear head.
+
+Per output kind (Time-Series-Library's task branches, on this same encoder): forecast and
+reconstruct flatten each channel's patches into a Linear to `horizon` or `seq_len` steps, undone
+by the instance norm; with an observation mask (imputation) the norm uses the observed entries
+only, as TSLib. Classify flattens every channel's patches together, dropout, one Linear to the
+class logits; TSLib standardises the zero-padded series as they are, here a mask (padding) keeps
+the padded steps out of the statistics.
 """
 
 from __future__ import annotations
@@ -13,8 +20,7 @@ from torch import nn
 
 from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
-from one4all.models.baselines import require_kind
-from one4all.models.encoder import InstanceNorm, Patcher
+from one4all.models.encoder import InstanceNorm, ObservedNorm, Patcher
 
 
 class ResidualAttention(nn.Module):
@@ -65,9 +71,12 @@ class EncoderLayer(nn.Module):
 
 
 class PatchTST(Network):
-    """PatchTST/42 (L=336) or /64 (L=512) supervised forecaster: `[b, seq_len, c]` -> `[b, horizon, c]`."""
+    """PatchTST: `[b, seq_len, c]` -> forecast `[b, horizon, c]`, reconstruction `[b, seq_len, c]` or
+    class logits `[b, n_classes]`. PatchTST/42 (L=336) and /64 (L=512) are the forecasting setups."""
 
-    # Each channel is its own univariate sample: the data side serves [batch, length, 1] windows.
+    # Each channel is its own univariate sample: the forecasting data side serves [batch, length, 1]
+    # windows. Reconstruction and classification samples hold every channel (a class belongs to the
+    # whole series); the encoder still treats each channel on its own.
     channel_independent = True
 
     def __init__(
@@ -85,13 +94,12 @@ class PatchTST(Network):
         revin: bool = True,
     ) -> None:
         super().__init__()
-        require_kind(io, "patchtst")
         if d_model % n_heads:
             raise UserError(f"model.d_model={d_model} is not divisible by model.n_heads={n_heads}")
         if io.seq_len < patch_len:
             raise UserError(f"task.seq_len={io.seq_len} is shorter than model.patch_len={patch_len}")
-        self.io = io
-        self.norm = InstanceNorm() if revin else None
+        self.io, self.revin = io, revin
+        self.norm, self.observed_norm = InstanceNorm(), ObservedNorm()
         self.patcher = Patcher(patch_len, stride)
         self.n_patches = self.patcher.n_patches(io.seq_len)
         self.embed = nn.Linear(patch_len, d_model)
@@ -99,18 +107,25 @@ class PatchTST(Network):
         self.dropout = nn.Dropout(dropout)
         self.layers = nn.ModuleList(EncoderLayer(d_model, n_heads, d_ff, dropout, attn_dropout)
                                     for _ in range(n_layers))
-        self.head = nn.Sequential(nn.Flatten(start_dim=1), nn.Linear(d_model * self.n_patches, io.horizon),
-                                  nn.Dropout(head_dropout))
+        features = d_model * self.n_patches
+        if io.kind == "classify":
+            self.head = nn.Sequential(nn.Flatten(start_dim=1), nn.Dropout(head_dropout),
+                                      nn.Linear(features * io.n_channels, io.n_classes))
+        else:
+            out_len = io.horizon if io.kind == "forecast" else io.seq_len
+            self.head = nn.Sequential(nn.Flatten(start_dim=1), nn.Linear(features, out_len), nn.Dropout(head_dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x[batch, seq_len, channels]` -> forecast `[batch, horizon, channels]`."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`x[batch, seq_len, channels]` (+ `mask`, 1 = observed) -> the output of `io.kind`."""
         batch, length, channels = x.shape
-        if self.norm is not None:
-            x, mean, std = self.norm.normalise(x)
+        if self.revin:
+            x, mean, std = self.norm.normalise(x) if mask is None else self.observed_norm.normalise(x, mask)
         series = x.permute(0, 2, 1).reshape(batch * channels, length)
         hidden = self.dropout(self.embed(self.patcher(series)) + self.position)
         scores = None
         for layer in self.layers:
             hidden, scores = layer(hidden, scores)
+        if self.io.kind == "classify":
+            return self.head(hidden.reshape(batch, channels, -1))
         out = self.head(hidden).reshape(batch, channels, -1).permute(0, 2, 1)
-        return self.norm.denormalise(out, mean, std) if self.norm is not None else out
+        return self.norm.denormalise(out, mean, std) if self.revin else out

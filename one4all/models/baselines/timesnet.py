@@ -10,8 +10,16 @@ periods p = T // f; the sequence is zero-padded to a multiple of p, reshaped to 
 (T/p rows x p columns), processed by Inception block -> GELU -> Inception block, reshaped back, and
 the k results are summed with softmax weights from each sample's amplitudes, plus a residual.
 
-Time-feature marks (TSLib's `timeF` embedding) are not used: the network contract gives every
-model the same values-only input (docs/benchmarks.md reports the reproduction without them).
+Per output kind (Time-Series-Library's task branches): reconstruct (imputation, anomaly
+detection) skips the time extension and projects every step back to the channels; with an
+observation mask (imputation) the instance norm uses the observed entries only. Classify uses no
+instance norm (the data side standardises), then GELU and dropout on the last block's output,
+zeroes the padded steps (mask), flattens `[seq_len, d_model]` and maps it to the class logits.
+
+Time-feature marks (`time_features`, one4all.marks): `timeF` adds Time-Series-Library's
+TimeFeatureEmbedding (a Linear without bias from the marks to d_model) to the value embedding,
+`fixed` its sinusoidal calendar tables; `none` reads values only. TSLib's TimesNet scripts use
+`timeF`, and so does `experiment=long_term/etth1_96_timesnet`.
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ from torch import nn
 
 from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
-from one4all.models.baselines import require_kind
-from one4all.models.encoder import InstanceNorm
+from one4all.marks import check_kind, mark_names
+from one4all.models.encoder import InstanceNorm, ObservedNorm, mark_embedding
 
 
 def top_periods(x: torch.Tensor, k: int) -> tuple[list[int], torch.Tensor]:
@@ -99,7 +107,8 @@ def sinusoidal_positions(steps: int, d_model: int) -> torch.Tensor:
 
 
 class TimesNet(Network):
-    """TimesNet forecaster: `[b, seq_len, c]` -> `[b, horizon, c]` (channels mixed by the embedding)."""
+    """TimesNet: `[b, seq_len, c]` -> forecast `[b, horizon, c]`, reconstruction `[b, seq_len, c]` or
+    class logits `[b, n_classes]` (channels mixed by the embedding)."""
 
     channel_independent = False
 
@@ -112,30 +121,53 @@ class TimesNet(Network):
         top_k: int = 5,
         n_kernels: int = 6,
         dropout: float = 0.1,
+        time_features: str = "none",
     ) -> None:
         super().__init__()
-        require_kind(io, "timesnet")
+        check_kind(time_features)
+        self.time_features = time_features
         steps = io.seq_len + io.horizon
         if not 1 <= top_k <= steps // 2:
             raise UserError(f"model.top_k={top_k} must be between 1 and (seq_len + horizon) // 2 = {steps // 2}")
         self.io = io
-        self.norm = InstanceNorm()
+        self.norm, self.observed_norm = InstanceNorm(), ObservedNorm()
         self.value_embedding = nn.Conv1d(io.n_channels, d_model, kernel_size=3, padding=1, padding_mode="circular",
                                          bias=False)
         nn.init.kaiming_normal_(self.value_embedding.weight, mode="fan_in", nonlinearity="leaky_relu")
+        self.mark_embedding = mark_embedding(time_features, mark_names(time_features, io.freq), d_model)
         self.register_buffer("positions", sinusoidal_positions(io.seq_len, d_model), persistent=False)
         self.dropout = nn.Dropout(dropout)
-        self.extend = nn.Linear(io.seq_len, steps)
+        self.extend = nn.Linear(io.seq_len, steps) if io.kind == "forecast" else None
         self.blocks = nn.ModuleList(TimesBlock(d_model, d_ff, n_kernels, top_k) for _ in range(n_layers))
         self.layer_norm = nn.LayerNorm(d_model)
-        self.projection = nn.Linear(d_model, io.n_channels)
+        if io.kind == "classify":
+            self.projection = nn.Linear(d_model * io.seq_len, io.n_classes)
+        else:
+            self.projection = nn.Linear(d_model, io.n_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """`x[batch, seq_len, channels]` -> forecast `[batch, horizon, channels]`."""
-        z, mean, std = self.norm.normalise(x)
-        hidden = self.dropout(self.value_embedding(z.transpose(1, 2)).transpose(1, 2) + self.positions)
-        hidden = self.extend(hidden.transpose(1, 2)).transpose(1, 2)
+    def _encode(self, z: torch.Tensor, marks: torch.Tensor | None) -> torch.Tensor:
+        """Embedding (+ the time extension when forecasting) and the TimesBlocks: `[b, steps, d_model]`."""
+        hidden = self.value_embedding(z.transpose(1, 2)).transpose(1, 2) + self.positions
+        if self.mark_embedding is not None:
+            hidden = hidden + self.mark_embedding(marks)
+        hidden = self.dropout(hidden)
+        if self.extend is not None:
+            hidden = self.extend(hidden.transpose(1, 2)).transpose(1, 2)
         for block in self.blocks:
             hidden = self.layer_norm(block(hidden))
-        out = self.projection(hidden)[:, -self.io.horizon:]
+        return hidden
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                marks: torch.Tensor | None = None) -> torch.Tensor:
+        """`x[batch, seq_len, channels]` (+ `mask`, 1 = observed; + `marks[batch, seq_len, n_marks]`
+        when `time_features` is set) -> the output of `io.kind`."""
+        if self.io.kind == "classify":
+            hidden = self.dropout(F.gelu(self._encode(x, marks)))
+            if mask is not None:  # a step is padding when none of its channels is observed
+                hidden = hidden * mask.amax(dim=-1, keepdim=True)
+            return self.projection(hidden.flatten(start_dim=1))
+        z, mean, std = self.norm.normalise(x) if mask is None else self.observed_norm.normalise(x, mask)
+        out = self.projection(self._encode(z, marks))
+        if self.io.kind == "forecast":
+            out = out[:, -self.io.horizon:]
         return self.norm.denormalise(out, mean, std)
