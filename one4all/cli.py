@@ -20,6 +20,10 @@ commands:
   --cfg                 (after train) print the composed config and exit
   forecast --run RUN_DIR --csv FILE --out OUT.csv [--plot OUT.png] [--horizon N]
                         forecast the steps after the last row of FILE with a trained run
+  forecast ... --level 80 95
+                        add split-conformal prediction intervals (<model>-lo-80, ...-hi-95)
+  backtest [overrides]  forecasts from rolling origins of long-format data, scored per horizon step
+                        (backtest.n_windows=3 backtest.step_size=24 backtest.level=[80,95] backtest.refit=false)
   export --run RUN_DIR --out DIR [--format torchscript|onnx] [--quantize int8] [--dtype fp32|bf16|fp16]
                         self-contained inference package (LoRA merged) with a predict.py
   compare [overrides]   train several models under one budget; table + chart of accuracy and cost
@@ -30,6 +34,9 @@ Examples:
   one4all train experiment=long_term/etth1_96 data.root=../shared/data model.backbone.init=random
   one4all train data=csv data.path=my.csv data.target=sales task.horizon=24 hydra.run.dir=runs/sales
   one4all forecast --run runs/sales --csv my.csv --out future.csv --plot future.png
+  one4all train data=long data.path=stores.csv task.horizon=24 refit=true hydra.run.dir=runs/stores
+  one4all forecast --run runs/stores --csv stores.csv --out future.csv --level 80 95
+  one4all backtest data=long data.path=stores.csv task.horizon=24 backtest.n_windows=3
   one4all export --run runs/sales --out deploy/sales --quantize int8
   one4all compare experiment=compare/etth1_96 data.root=../shared/data model.backbone.init=random
 """
@@ -91,14 +98,29 @@ def cmd_train(argv: list[str]) -> int:
         return 0
     from lightning.pytorch.utilities import rank_zero_only
 
-    from one4all.train import run
+    from one4all.fitting import fit
 
-    metrics = run(cfg, run_dir)
-    keys = [k for k in metrics if k.startswith("test/")]
-    summary = ", ".join(f"{k}={metrics[k]:.4f}" for k in keys)
+    metrics = fit(cfg, run_dir)
     if rank_zero_only.rank == 0:  # under DDP every process gets here; one report is enough
-        print(f"run directory: {run_dir}\n{summary}")
+        print(f"run directory: {run_dir}\n{run_summary(metrics)}")
     return 0
+
+
+def run_summary(metrics: dict) -> str:
+    """The line under `run directory:`: test metrics, else the best validation loss; which rows trained."""
+    refit = metrics.get("fit", {})
+    scores = refit.get("selection", metrics)
+    keys = [k for k in scores if k.startswith("test/")] or [k for k in scores if k == "val/best_loss"]
+    summary = ", ".join(f"{k}={scores[k]:.4f}" for k in keys) or "no validation check ran in the steps trained"
+    data = metrics.get("data", {})
+    if not any(k.startswith("test/") for k in scores):
+        summary += " (no test split: data.test_size=0)"
+        if not refit.get("refit") and "n_train_rows" in data and "n_rows" in data:
+            summary += f"; trained on {data['n_train_rows']} of {data['n_rows']} rows"
+    if refit.get("refit"):
+        summary = (f"selection run: {summary}; refit on all {data['n_train_rows']} rows for "
+                   f"{refit['selected_steps']} steps")
+    return summary
 
 
 class _Parser(argparse.ArgumentParser):
@@ -118,13 +140,32 @@ def cmd_forecast(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="forecast CSV to write: date + one column per channel")
     parser.add_argument("--plot", help="also draw history and forecast per channel (.png, .svg or .pdf)")
     parser.add_argument("--horizon", type=int, help="steps to forecast (default and maximum: the model's)")
+    parser.add_argument("--level", type=float, nargs="+", help="prediction interval levels in percent, e.g. 80 95")
     args = parser.parse_args(argv)
+    import pandas as pd
+
     from one4all.forecast_files import forecast_csv
 
-    future = forecast_csv(args.run, args.csv, args.out, args.plot, args.horizon)
-    first, last = future.iloc[0, 0], future.iloc[-1, 0]
-    print(f"forecast: {len(future)} steps ({first} .. {last}) x {len(future.columns) - 1} channel(s) -> {args.out}"
-          + (f"\nplot: {args.plot}" if args.plot else ""))
+    future = forecast_csv(args.run, args.csv, args.out, args.plot, args.horizon, args.level)
+    if pd.api.types.is_datetime64_any_dtype(future.iloc[:, 0]):  # a table: date + channels (+ bounds)
+        first, last = future.iloc[0, 0], future.iloc[-1, 0]
+        channels = [c for c in future.columns[1:] if "-lo-" not in str(c) and "-hi-" not in str(c)]
+        what = f"{len(future)} steps ({first} .. {last}) x {len(channels)} channel(s)"
+    else:  # long format: id, time, forecast (+ bounds)
+        what = f"{len(future)} rows for {future.iloc[:, 0].nunique()} series"
+    print(f"forecast: {what} -> {args.out}" + (f"\nplot: {args.plot}" if args.plot else ""))
+    return 0
+
+
+def cmd_backtest(argv: list[str]) -> int:
+    """`one4all backtest [overrides...]`: long-format backtest; results in the run directory."""
+    from one4all.backtest_files import run_backtest
+    from one4all.config import compose_config
+
+    cfg, run_dir = compose_config(argv, config_name="backtest")
+    report = run_backtest(cfg, run_dir, argv)
+    overall = ", ".join(f"{k}={v:.4g}" for k, v in report["overall"].items())
+    print(f"backtest: {len(report['cutoffs'])} cutoffs, {report['model']}: {overall}\nresults: {run_dir}")
     return 0
 
 
@@ -179,7 +220,8 @@ def cmd_compare(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train, "forecast": cmd_forecast,
-                                                   "export": cmd_export, "compare": cmd_compare}
+                                                   "backtest": cmd_backtest, "export": cmd_export,
+                                                   "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,10 @@ def build_object(node: Any, **kwargs: Any) -> Any:
             target = node.get("_target_", "?") if isinstance(node, dict | DictConfig) else "?"
             raise UserError(f"config for {target}: {first_line(cause)}; fix its setting") from err
         raise
+
+
+def quote(value: Any) -> str:
+    """A Hydra override value that stays the literal string (column '0' must not become the int 0)."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", str(value))
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return f"'{text}'"

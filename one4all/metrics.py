@@ -176,12 +176,16 @@ def accuracy(pred_labels: np.ndarray, labels: np.ndarray) -> float:
 # Short-term forecasting (M3/M4): scale-free errors of whole series, in the competition's definitions.
 
 
-def smape(pred: np.ndarray, true: np.ndarray) -> float:
-    """Symmetric MAPE in percent (M4): mean of 200 |y - f| / (|y| + |f|); a 0/0 term counts as 0."""
+def smape_terms(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """sMAPE's point terms in percent (M4): 200 |y - f| / (|y| + |f|); a 0/0 term counts as 0."""
     pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
     denom = np.abs(true) + np.abs(pred)
-    terms = np.divide(200.0 * np.abs(true - pred), denom, out=np.zeros_like(denom), where=denom > 0)
-    return float(np.mean(terms))
+    return np.divide(200.0 * np.abs(true - pred), denom, out=np.zeros_like(denom), where=denom > 0)
+
+
+def smape(pred: np.ndarray, true: np.ndarray) -> float:
+    """Symmetric MAPE in percent (M4): the mean of `smape_terms`."""
+    return float(np.mean(smape_terms(pred, true)))
 
 
 def mase_scale(insample: np.ndarray, m: int) -> float:

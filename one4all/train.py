@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,11 +163,17 @@ def keep_previous_log(log_dir: Path) -> None:
     current.rename(log_dir / f"metrics.{index}.csv")
 
 
-def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+AfterTraining = Callable[[Run], tuple[dict[str, Any], dict[str, Any]]]
+
+
+def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = None,
+        after_training: AfterTraining | None = None) -> dict[str, Any]:
     """Train, test and write `run_dir` (config, metrics.json, model artifact, logs).
 
     Every DDP process runs this; only global rank 0 writes files (Lightning writes checkpoints
-    and logs from rank 0 too), and every rank returns the same metrics.
+    and logs from rank 0 too), and every rank returns the same metrics. `after_training(built)`
+    (rank 0, selected weights loaded) returns entries for the artifact manifest and for
+    metrics.json, e.g. the interval calibration of `one4all.fitting`.
     """
     started = time.perf_counter()
     check_config(cfg)
@@ -184,15 +191,16 @@ def run(cfg: DictConfig, run_dir: Path, data_inputs: dict[str, Any] | None = Non
         callback.check_run(trainer, built.network)
     notices.release()  # the run is accepted: what building it noticed is worth reading now
     try:
-        return _fit_test_save(cfg, run_dir, built, trainer, ckpt_path, hooks, monitor, precision, started)
+        return _fit_test_save(cfg, run_dir, built, trainer, ckpt_path, hooks, monitor, precision, started,
+                              after_training)
     except OSError as err:  # a full or read-only disk while the run writes its files
         raise write_error(err, f"the run's files in {run_dir}", "every file written so far is complete (atomic "
                           f"writes): fix that and resume with ckpt_path=last hydra.run.dir={run_dir}") from err
 
 
 def _fit_test_save(cfg: DictConfig, run_dir: Path, built: Run, trainer: L.Trainer, ckpt_path: str | None,
-                   hooks: list[RunHooks], monitor: ThroughputMonitor, precision: str, started: float
-                   ) -> dict[str, Any]:
+                   hooks: list[RunHooks], monitor: ThroughputMonitor, precision: str, started: float,
+                   after_training: AfterTraining | None = None) -> dict[str, Any]:
     """Fit, test and write the run directory: `run`'s second half, once everything is built and checked."""
     if trainer.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -202,13 +210,25 @@ def _fit_test_save(cfg: DictConfig, run_dir: Path, built: Run, trainer: L.Traine
     trainer.fit(built.task, datamodule=built.datamodule, ckpt_path=ckpt_path, weights_only=True)
     best = trainer.checkpoint_callback.best_model_path
     # No validation ran (e.g. max_steps below one validation interval): test the final weights.
-    results = trainer.test(built.task, datamodule=built.datamodule, ckpt_path=best or None, weights_only=True)[0]
+    # Without a test split (a user's data held out for early stopping only) the best weights are loaded.
+    if "test" in built.datamodule.datasets:
+        results = trainer.test(built.task, datamodule=built.datamodule, ckpt_path=best or None,
+                               weights_only=True)[0]
+    else:
+        results = {}
+        if best:
+            built.task.load_state_dict(torch.load(best, weights_only=True)["state_dict"], strict=False)
 
     metrics = {k: float(v) for k, v in results.items()}
+    if best:
+        metrics["val/best_loss"] = float(trainer.checkpoint_callback.best_model_score)
     if not trainer.is_global_zero:
         return metrics
     network = built.network
-    extra = {"precision": precision, "data": built.protocol.artifact_meta(built.loaded)}
+    artifact_extra, metrics_extra = after_training(built) if after_training is not None else ({}, {})
+    # The device type lets inference run where training did (when it is there) under the same precision.
+    extra = {"precision": precision, "device": trainer.strategy.root_device.type,
+             "data": built.protocol.artifact_meta(built.loaded), **artifact_extra}
     artifact = save_artifact(run_dir / "model", network, network_config(cfg, network), built.io, extra=extra)
     metrics.update({
         "data": {**built.protocol.describe(built.loaded), **built.datamodule.sizes(),
@@ -224,5 +244,6 @@ def _fit_test_save(cfg: DictConfig, run_dir: Path, built: Run, trainer: L.Traine
     })
     for callback in hooks:  # callbacks with something to say about the run
         metrics.update(callback.report())
+    metrics.update(metrics_extra)
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=str))
     return metrics

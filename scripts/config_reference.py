@@ -78,8 +78,9 @@ def render() -> str:
     out = ["# Configuration reference", "",
            "Generated from `configs/` by `python scripts/config_reference.py`; do not edit by hand.",
            "Pick an option of a group with `group=option` (e.g. `data=csv`), override a key with",
-           "`key=value` (e.g. `data.batch_size=64`). `train.yaml` and `compare.yaml` are the entry configs.", ""]
-    for entry in ("train.yaml", "compare.yaml"):
+           "`key=value` (e.g. `data.batch_size=64`). `train.yaml`, `compare.yaml` and `backtest.yaml` are the "
+           "entry configs.", ""]
+    for entry in ("train.yaml", "compare.yaml", "backtest.yaml"):
         out += section(CONFIGS / entry, f"## `{entry}`")
     for group in groups:
         out += [f"## `{group.name}/`", ""]

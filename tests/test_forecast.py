@@ -215,7 +215,11 @@ def test_training_bad_input_writes_no_run(tmp_path, exchange, capsys):
     pd.read_csv(exchange).iloc[:200].to_csv(small, index=False)
     cases = {
         "task.seq_len=48 data.target=nope data.features=S": "target column 'nope' not found",
-        "task.seq_len=96": "200 rows are too few: seq_len=96 + horizon=24 with a 70%/10%/20% split needs at least 231",
+        "task.seq_len=96 data.split=ratio": "200 rows are too few: seq_len=96 + horizon=24 with a 70%/10%/20% split "
+                                            "needs at least 231",
+        "task.seq_len=160": "200 rows are too few: seq_len=160 + horizon=24 training rows plus val_size=48 and "
+                            "test_size=0 held-out rows need at least 232",
+        "task.seq_len=48 data.val_size=12": "data.val_size=12 is below the horizon 24",
     }
     for override, message in cases.items():
         run = tmp_path / "never"
@@ -232,8 +236,8 @@ def test_small_csv_trains_with_the_quickstart_schedule(tmp_path):
                           "y": np.sin(np.arange(200) / 7.0)})
     frame.to_csv(tmp_path / "small.csv", index=False)
     run = tmp_path / "run"
-    args = ["train", "data=csv", f"data.path={tmp_path / 'small.csv'}", "task.seq_len=24", "task.horizon=12",
-            "data.batch_size=64", "trainer.max_steps=52", *TINY_OVERRIDES, f"hydra.run.dir={run}"]
+    args = ["train", "data=csv", f"data.path={tmp_path / 'small.csv'}", "data.split=ratio", "task.seq_len=24",
+            "task.horizon=12", "data.batch_size=64", "trainer.max_steps=52", *TINY_OVERRIDES, f"hydra.run.dir={run}"]
     assert main(args) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     # train rows int(0.7 * 200) = 140 -> 140 - 24 - 12 + 1 = 105 windows: one batch of 64 per epoch

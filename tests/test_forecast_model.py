@@ -95,3 +95,15 @@ def test_table_reader_accepts_a_datetime_index():
     table = frame_to_table(history().set_index("date"))
     assert table.date_col == "date" and table.columns == COLUMNS and table.freq == "D"
     np.testing.assert_array_equal(table.values[-1], [16, 28, 130])
+
+
+def test_intervals_need_a_calibrated_model():
+    m = model(LastValue(True), targets=[2])
+    with pytest.raises(UserError, match="this model has no interval calibration"):
+        m.forecast(m.prepare(history()), level=[80])
+    # 9 calibration windows with scores 1..9 (standardised) at every step: the 80% half-width is the
+    # 8th smallest, 8 target stds = 80 data units around the last-value forecast of 130
+    m.manifest["intervals"] = {"n": 9, "ranks": list(range(1, 10)), "scores": [[float(k)] * 3 for k in range(1, 10)]}
+    out = m.forecast(m.prepare(history()), level=[80])
+    assert list(out.columns) == ["date", "y", "y-lo-80", "y-hi-80"]
+    assert out["y-lo-80"].tolist() == [50.0] * 3 and out["y-hi-80"].tolist() == [210.0] * 3

@@ -88,7 +88,10 @@ class TimeSeriesDataModule(L.LightningDataModule):
         sampler = ShardSampler(len(self.datasets[split]), *self._ranks())
         return self._loader(split, sampler, drop_last=drop_last, batch_size=self.eval_batch_size)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list:
+        if "val" not in self.datasets:
+            # No validation split (data.split=all): Lightning runs no validation on an empty list.
+            return []
         if not self._paper_drop_last("val"):
             return self._eval_loader("val")
         # The authors' validation order: a fresh shuffle each epoch (a pure function of seed and
@@ -100,7 +103,7 @@ class TimeSeriesDataModule(L.LightningDataModule):
     def _paper_drop_last(self, split: str = "test") -> bool:
         # The papers drop the last val/test batch in windowed forecasting and imputation, not in anomaly
         # detection, classification or M4 (all series in one pass): the dataset says which.
-        return self.paper_compat and self.datasets[split].paper_drop_last
+        return self.paper_compat and split in self.datasets and self.datasets[split].paper_drop_last
 
     def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test", drop_last=self._paper_drop_last())

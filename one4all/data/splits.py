@@ -1,4 +1,9 @@
-"""Train/val/test borders (Time-Series-Library conventions) and a train-only scaler."""
+"""Train/val/test borders and a train-only scaler.
+
+Benchmark schemes follow Time-Series-Library (ETT month borders, 70/10/20 by rows). For a user's own
+data, `holdout` keeps only the last `val_size` rows for early stopping (and `test_size` rows for a
+test, none by default), and `all` trains on every row (the refit after model selection).
+"""
 
 from __future__ import annotations
 
@@ -16,14 +21,27 @@ _ETT_MONTH_HOURS = 30 * 24
 @dataclass(frozen=True)
 class Borders:
     """Row ranges [start, end) of each split. val/test start `seq_len` rows early, so their
-    first window's input overlaps the previous split but every target lies inside the split."""
+    first window's input overlaps the previous split but every target lies inside the split.
+    A split that the scheme does not hold out (`holdout` without a test, `all`) is None."""
 
     train: tuple[int, int]
-    val: tuple[int, int]
-    test: tuple[int, int]
+    val: tuple[int, int] | None
+    test: tuple[int, int] | None
 
-    def as_dict(self) -> dict[str, list[int]]:
-        return {"train": list(self.train), "val": list(self.val), "test": list(self.test)}
+    def ranges(self) -> dict[str, tuple[int, int] | None]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    def as_dict(self) -> dict[str, list[int] | None]:
+        return {name: None if rows is None else list(rows) for name, rows in self.ranges().items()}
+
+    def present(self) -> list[str]:
+        """The splits this scheme holds, in order."""
+        return [name for name, rows in self.ranges().items() if rows is not None]
+
+    @property
+    def n_train_rows(self) -> int:
+        """Rows whose values training sees (inputs and targets of training windows, and the scaler)."""
+        return self.train[1] - self.train[0]
 
 
 def ett_borders(n_rows: int, seq_len: int, steps_per_hour: int = 1) -> Borders:
@@ -66,16 +84,66 @@ def ratio_borders(n_rows: int, seq_len: int, horizon: int = 0, train: float = 0.
     return Borders((0, n_train), (n_train - seq_len, n_train + n_val), (n_rows - n_test - seq_len, n_rows))
 
 
-def make_borders(scheme: str, n_rows: int, seq_len: int, horizon: int = 0) -> Borders:
-    """Borders by scheme name: `ett_hour`, `ett_minute` (15-min ETT) or `ratio`; `horizon` (if known)
-    lets the ratio scheme say exactly how many rows a forecasting run needs."""
+# Validation windows per series by default: enough to calibrate a 95% interval on a single series.
+MIN_VAL_WINDOWS = 20
+
+
+def default_val_size(horizon: int) -> int:
+    """Validation rows when `data.val_size` is null: two horizons, and at least `MIN_VAL_WINDOWS`
+    windows of stride 1 (horizon + 19 rows)."""
+    h = max(horizon, 1)
+    return max(2 * h, h + MIN_VAL_WINDOWS - 1)
+
+
+def holdout_sizes(seq_len: int, horizon: int, val_size: int | None, test_size: int) -> tuple[int, int]:
+    """Validated (val_size, test_size) of the holdout scheme; null val_size = `default_val_size`."""
+    val = default_val_size(horizon) if val_size is None else int(val_size)
+    h = max(horizon, 1)
+    if val < h:
+        raise UserError(f"data.val_size={val} is below the horizon {h}: validation (early stopping, interval "
+                        f"calibration) needs at least one window; set data.val_size >= {h}")
+    if test_size < 0 or 0 < test_size < h:
+        raise UserError(f"data.test_size={test_size} is neither 0 (no test) nor at least the horizon {h}; set "
+                        f"data.test_size=0 or >= {h}")
+    return val, int(test_size)
+
+
+def holdout_borders(n_rows: int, seq_len: int, horizon: int, val_size: int | None = None,
+                    test_size: int = 0) -> Borders:
+    """The last `test_size` rows test, the `val_size` rows before them validate, all earlier rows train."""
+    val, test = holdout_sizes(seq_len, horizon, val_size, test_size)
+    n_train = n_rows - val - test
+    if n_train < seq_len + horizon:
+        raise UserError(f"{n_rows} rows are too few: seq_len={seq_len} + horizon={horizon} training rows plus "
+                        f"val_size={val} and test_size={test} held-out rows need at least "
+                        f"{seq_len + horizon + val + test}; add rows or lower task.seq_len / data.val_size")
+    return Borders((0, n_train), (n_train - seq_len, n_train + val),
+                   (n_rows - test - seq_len, n_rows) if test else None)
+
+
+def all_borders(n_rows: int, seq_len: int, horizon: int) -> Borders:
+    """Every row trains; nothing is held out (a refit after model selection)."""
+    if n_rows < seq_len + horizon:
+        raise UserError(f"{n_rows} rows are too few for one window of seq_len={seq_len} + horizon={horizon}; "
+                        "add rows or lower task.seq_len / task.horizon")
+    return Borders((0, n_rows), None, None)
+
+
+def make_borders(scheme: str, n_rows: int, seq_len: int, horizon: int = 0, val_size: int | None = None,
+                 test_size: int = 0) -> Borders:
+    """Borders by scheme name: `ett_hour`, `ett_minute` (15-min ETT), `ratio`, `holdout` or `all`;
+    `horizon` (if known) lets the schemes say exactly how many rows a forecasting run needs."""
     if scheme == "ett_hour":
         return ett_borders(n_rows, seq_len, 1)
     if scheme == "ett_minute":
         return ett_borders(n_rows, seq_len, 4)
     if scheme == "ratio":
         return ratio_borders(n_rows, seq_len, horizon)
-    raise UserError(f"unknown data.split={scheme!r}; use ett_hour, ett_minute or ratio")
+    if scheme == "holdout":
+        return holdout_borders(n_rows, seq_len, horizon, val_size, test_size)
+    if scheme == "all":
+        return all_borders(n_rows, seq_len, horizon)
+    raise UserError(f"unknown data.split={scheme!r}; use holdout, all, ratio, ett_hour or ett_minute")
 
 
 def scheme_for_file(name: str) -> str:

@@ -83,17 +83,6 @@ class LayoutOptions:
         return self.patch_len or default[0], self.stride or default[1]
 
 
-def _patcher(io: IOSpec, patch_len: int, stride: int) -> tuple[Patcher, int]:
-    """The patcher of a patch layout and its token count, with the settings' errors in config terms."""
-    if patch_len < 1 or stride < 1:
-        raise UserError(f"model.patch_len={patch_len} and model.stride={stride} must be positive")
-    if io.seq_len < patch_len:
-        raise UserError(f"task.seq_len={io.seq_len} is shorter than one patch (model.patch_len={patch_len}); use "
-                        f"task.seq_len >= {patch_len} or a smaller model.patch_len")
-    patcher = Patcher(patch_len, stride)
-    return patcher, patcher.n_patches(io.seq_len)
-
-
 def _no_marks(options: LayoutOptions, layout: str) -> None:
     check_kind(options.time_features)
     if options.time_features != "none":
@@ -111,6 +100,17 @@ def _head_width(options: LayoutOptions, d_model: int) -> int:
 def _with_marks(tokens: torch.Tensor, marks: torch.Tensor | None) -> torch.Tensor:
     """Append the marks to each token as trailing features (the conv embedding splits them off)."""
     return tokens if marks is None else torch.cat([tokens, marks.to(tokens.dtype)], dim=-1)
+
+
+def _patcher(io: IOSpec, patch_len: int, stride: int) -> tuple[Patcher, int]:
+    """The patcher of a patch layout and its token count, with the settings' errors in config terms."""
+    if patch_len < 1 or stride < 1:
+        raise UserError(f"model.patch_len={patch_len} and model.stride={stride} must be positive")
+    if io.seq_len < patch_len:
+        raise UserError(f"task.seq_len={io.seq_len} is shorter than one patch (model.patch_len={patch_len}); use "
+                        f"task.seq_len >= {patch_len} or a smaller model.patch_len")
+    patcher = Patcher(patch_len, stride)
+    return patcher, patcher.n_patches(io.seq_len)
 
 
 def _per_step(io: IOSpec, options: LayoutOptions) -> None:

@@ -45,3 +45,16 @@ def read_m4_file(path: Path) -> tuple[list[str], list[np.ndarray]]:
     return ids, series
 
 
+
+
+def m4_long_frame(path: Path, series: int | None = None, freq: str = "h", end: str = "2017-01-01") -> pd.DataFrame:
+    """The first `series` series (all if None) of an M4 file in long format (`unique_id, ds, y`).
+
+    M4's start dates are in M4-info.csv, which is not needed elsewhere: every series gets timestamps
+    at `freq` ending at `end`, so series of different lengths start at different times and end together.
+    """
+    ids, values = read_m4_file(path)
+    keep = slice(None) if series is None else slice(series)
+    parts = [pd.DataFrame({"unique_id": sid, "ds": pd.date_range(end=end, periods=len(y), freq=freq), "y": y})
+             for sid, y in zip(ids[keep], values[keep])]
+    return pd.concat(parts, ignore_index=True)

@@ -154,7 +154,7 @@ def fill_missing(values: np.ndarray, columns: list[str], max_gap: int) -> np.nda
             continue
         if missing.all():
             raise UserError(f"column {col!r} has no finite values; drop it or fix the file")
-        run, start = _longest_run(missing)
+        run, start = longest_run(missing)
         if run > max_gap:
             raise UserError(f"column {col!r} has {run} consecutive missing/inf values (from data row {start + 1}); "
                             f"at most data.max_missing_gap={max_gap} are interpolated: fill the gap or raise the limit")
@@ -162,7 +162,7 @@ def fill_missing(values: np.ndarray, columns: list[str], max_gap: int) -> np.nda
     return frame.to_numpy(dtype=np.float64)
 
 
-def _longest_run(mask: np.ndarray) -> tuple[int, int]:
+def longest_run(mask: np.ndarray) -> tuple[int, int]:
     """Length and start of the longest run of True."""
     padded = np.concatenate([[0], mask.astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(padded))

@@ -48,7 +48,7 @@ class SeriesData:
         return len(self.columns)
 
     def rows(self, split: str) -> np.ndarray:
-        start, end = self.borders.as_dict()[split]
+        start, end = self.borders.ranges()[split]
         return self.scaled[start:end]
 
     def marks(self, split: str, time_features: str) -> np.ndarray | None:
@@ -102,6 +102,8 @@ class TableData(LoaderSettings, ABC):
         columns: list[str] | None = None,
         freq: str | None = None,
         split: str = "ratio",
+        val_size: int | None = None,
+        test_size: int = 0,
         max_missing_gap: int = 3,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -114,6 +116,7 @@ class TableData(LoaderSettings, ABC):
         self.features, self.target, self.date_col = features, _name(target), _name(date_col)
         self.columns = [str(c) for c in columns] if columns else None
         self.freq, self.max_missing_gap, self.split = freq, max_missing_gap, split
+        self.val_size, self.test_size = val_size, test_size
 
     @abstractmethod
     def read(self) -> Table:
@@ -128,7 +131,7 @@ class TableData(LoaderSettings, ABC):
         table = self.read()
         inputs, targets = select_features(table, self.features, self.target)
         values = table.values[:, inputs]
-        borders = make_borders(self.split, table.n_rows, seq_len, horizon)
+        borders = make_borders(self.split, table.n_rows, seq_len, horizon, self.val_size, self.test_size)
         train_start, train_end = borders.train
         scaler = StandardScaler.fit(values[train_start:train_end])
         return SeriesData(
@@ -142,7 +145,9 @@ class TableData(LoaderSettings, ABC):
             freq=table.freq,
             date_col=table.date_col,
             meta={**self.describe_source(), "features": self.features, "target": self.target,
-                  "split": self.split, "n_rows": table.n_rows, "max_missing_gap": self.max_missing_gap},
+                  "split": self.split, "n_rows": table.n_rows, "max_missing_gap": self.max_missing_gap,
+                  # Which rows trained (and the scaler saw): metrics.json states it for every fit mode.
+                  "rows": borders.as_dict(), "n_train_rows": borders.n_train_rows},
         )
 
 
@@ -181,7 +186,7 @@ class FrameData(TableData):
     The frame is not part of the config: it is passed at build time (`train.run(..., data_inputs=)`).
     """
 
-    def __init__(self, frame: pd.DataFrame, name: str | None = None, split: str = "ratio", **settings: Any) -> None:
+    def __init__(self, frame: pd.DataFrame, name: str | None = None, split: str = "holdout", **settings: Any) -> None:
         if not isinstance(frame, pd.DataFrame):
             raise UserError(f"expected a pandas DataFrame, got {type(frame).__name__}; pass pd.read_csv(...) output")
         super().__init__(name=name or "dataframe", split=split, **settings)

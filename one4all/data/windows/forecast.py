@@ -94,10 +94,10 @@ class ForecastProtocol:
 
     def datasets(self, data: SeriesData, channel_independent: bool, train_fraction: float = 1.0,
                  time_features: str = "none") -> dict[str, ForecastWindows]:
-        """Train/val/test windows (with `x_mark` when `time_features` is set). `train_fraction`
-        keeps the first share of training windows."""
+        """Windows of the splits the data holds (train, and val/test unless the scheme has none), with
+        `x_mark` when `time_features` is set. `train_fraction` keeps the first share of training windows."""
         out = {}
-        for split in ("train", "val", "test"):
+        for split in data.borders.present():
             limit = None
             if split == "train" and train_fraction < 1.0:
                 full = len(data.rows("train")) - self.seq_len - self.horizon + 1

@@ -1,0 +1,118 @@
+"""Forecast many long-format series at once with a model trained on `data=long`.
+
+The input has the training schema (id, time and target columns, the trained exogenous columns)
+at the trained frequency. Every series with at least `seq_len` rows is forecast `horizon` steps
+after its own last row, all series in batched forward passes; shorter series are skipped and named.
+A series seen in training is standardised with its training statistics; a new one with the
+statistics of the history given. Output: `unique_id, ds, <model>` (+ `<model>-lo-80`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+
+from one4all.conformal import check_levels, interval_bounds, interval_sides
+from one4all.data.formats.long import FrequencyError, Panel, frame_to_panel, future_stamps
+from one4all.data.formats.timestamps import same_frequency
+from one4all.errors import UserError
+from one4all.forecast import TrainedForecaster
+
+log = logging.getLogger(__name__)
+
+
+def _named(ids: list, limit: int = 20) -> str:
+    shown = ", ".join(map(str, ids[:limit]))
+    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+class PanelForecastModel(TrainedForecaster):
+    """A global model of long-format series, with each training series' scaler."""
+
+    REQUIRED_DATA_KEYS = ("layout", "columns", "freq", "id_col", "time_col", "target_col", "series")
+    LAYOUT = "long"
+
+    @property
+    def id_col(self) -> str:
+        return self.schema["id_col"]
+
+    @property
+    def time_col(self) -> str:
+        return self.schema["time_col"]
+
+    @property
+    def target_col(self) -> str:
+        return self.schema["target_col"]
+
+    def prepare(self, frame: pd.DataFrame, source: str = "the DataFrame") -> Panel:
+        """Validate long-format `frame` against the training schema; returns its series in original units."""
+        exog, trained = list(self.schema.get("exog") or []), self.schema["freq"]
+        args = (self.id_col, self.time_col, self.target_col, exog)
+        gap = int(self.schema.get("max_missing_gap", 3))
+        try:
+            panel = frame_to_panel(frame, *args, None, gap, source=source)
+        except FrequencyError:
+            # Series too short to show their frequency: they must lie on the trained grid.
+            panel = frame_to_panel(frame, *args, trained, gap, source=source)
+        if not same_frequency(panel.freq, trained):
+            raise UserError(f"{source} has frequency {panel.freq} but the model was trained on {trained} data; "
+                            "give the series at the training frequency")
+        return Panel(panel.ids, panel.starts, panel.indptr, panel.values, panel.columns, trained, panel.observed)
+
+    def _statistics(self, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
+        """Per-series mean/std: the training ones for known ids, the given history's for new ones."""
+        series = self.schema["series"]
+        known = {value: i for i, value in enumerate(series["ids"])}
+        mean_trained, std_trained = np.asarray(series["mean"]), np.asarray(series["std"])
+        mean = np.empty((panel.n_series, len(panel.columns)))
+        std = np.empty_like(mean)
+        new = []
+        for i, value in enumerate(panel.ids):
+            j = known.get(value.item() if isinstance(value, np.generic) else value)
+            if j is None:
+                new.append(value)
+                history = panel.series(i).astype(np.float64)
+                mean[i], spread = history.mean(axis=0), history.std(axis=0)
+                std[i] = np.where(spread > 0, spread, 1.0)
+            else:
+                mean[i], std[i] = mean_trained[j], std_trained[j]
+        if new:
+            log.warning("%d series not seen in training are standardised with their own history: %s", len(new),
+                        _named(new))
+        return mean, std
+
+    def forecast(self, panel: Panel, horizon: int | None = None, level: list[float] | None = None) -> pd.DataFrame:
+        """The next `horizon` steps after each series' last row, in long format, every series in one pass."""
+        horizon = self.check_horizon(horizon)
+        levels = check_levels(level)
+        calibration = self.calibration(levels)
+        lengths = panel.lengths
+        short = [panel.ids[i] for i in np.flatnonzero(lengths < self.seq_len)]
+        if len(short) == panel.n_series:
+            raise UserError(f"no series has the model's seq_len={self.seq_len} rows of history (longest: "
+                            f"{int(lengths.max(initial=0))}); give longer histories")
+        if short:
+            log.warning("skipping %d series with fewer than seq_len=%d rows: %s", len(short), self.seq_len,
+                        _named(short))
+        keep = np.flatnonzero(lengths >= self.seq_len)
+        mean, std = self._statistics(panel)
+        mean, std = mean[keep], std[keep]
+        rows = panel.indptr[keep + 1][:, None] - self.seq_len + np.arange(self.seq_len)
+        x = (panel.values[rows].astype(np.float64) - mean[:, None, :]) / std[:, None, :]  # [series, seq_len, c]
+        target = len(panel.columns) - 1
+        x = torch.from_numpy(x.astype(np.float32))
+        x = x[..., target:] if self.channel_independent else x
+        y = self.forward(x)[:, :horizon, -1 if self.channel_independent else target]
+        point = y * std[:, target:] + mean[:, target:]  # [series, horizon]
+        out = {self.id_col: np.repeat(np.asarray(panel.ids, dtype=object)[keep], horizon),
+               self.time_col: future_stamps(panel.ends()[keep], panel.freq, horizon),
+               self.name: point.reshape(-1)}
+        if calibration is not None:
+            bounds = interval_bounds(point, std[:, target:], calibration, levels)
+            out.update({f"{self.name}-{side}": bounds[side].reshape(-1) for side in interval_sides(levels)})
+        frame = pd.DataFrame(out)
+        frame[self.id_col] = frame[self.id_col].infer_objects()
+        return frame
