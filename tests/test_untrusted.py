@@ -116,6 +116,30 @@ def test_bad_setting_is_one_line_and_no_run(case, good_csv, tmp_path, capsys):
     assert not run.exists()
 
 
+BACKTEST_CASES = {
+    "horizon not a number": ("task.horizon=abc", "task.horizon='abc' is invalid: expected a positive number"),
+    "zero horizon": ("task.horizon=0", "task.horizon=0 is invalid"),
+    "missing environment variable": ("data.path=${oc.env:ONE4ALL_NO_SUCH_VARIABLE}",
+                                     "cannot resolve data.path: KeyError raised while resolving interpolation"),
+    "seed not a number": ("seed=abc", "seed='abc' is invalid"),
+}
+
+
+@pytest.mark.parametrize("case", list(BACKTEST_CASES))
+def test_bad_backtest_setting_is_one_line_and_no_run(case, tmp_path, capsys):
+    # `one4all backtest` reads the train config before its folds train: the same validation runs first.
+    stamps = pd.date_range("2024-01-01", periods=120, freq="h")
+    frame = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 120), "ds": np.tile(stamps, 2),
+                          "y": np.sin(np.arange(240) / 12)})
+    frame.to_csv(tmp_path / "long.csv", index=False)
+    override, words = BACKTEST_CASES[case]
+    run = tmp_path / "run"
+    args = ["backtest", "data=long", f"data.path={tmp_path / 'long.csv'}", "task.seq_len=24", *TINY_OVERRIDES,
+            "trainer.max_steps=2", "backtest.n_windows=2", f"hydra.run.dir={run}", override]
+    assert_refused(capsys, args, tmp_path, words)
+    assert not run.exists()
+
+
 def test_filesystem_and_checkpoint_faults_before_training(good_csv, run_dir, tmp_path, capsys):
     (tmp_path / "a_file").write_text("x")
     assert_refused(capsys, train_args(good_csv, tmp_path / "a_file" / "run"), tmp_path,
