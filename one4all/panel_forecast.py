@@ -10,16 +10,22 @@ statistics of the history given. Output: `unique_id, ds, <model>` (+ `<model>-lo
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from pandas.tseries.frequencies import to_offset
 
+from one4all.artifact import MANIFEST
 from one4all.conformal import check_levels, interval_bounds, interval_sides
 from one4all.data.formats.long import FrequencyError, Panel, frame_to_panel, future_stamps
 from one4all.data.formats.timestamps import same_frequency
 from one4all.errors import UserError
 from one4all.forecast import TrainedForecaster
+from one4all.schema import checked_object, shown
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +35,68 @@ def _named(ids: list, limit: int = 20) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
+@dataclass(frozen=True)
+class PanelSchema:
+    """What a long-format forecaster's artifact records about its training series, checked when a
+    manifest is loaded: inference divides each known series by its stored std."""
+
+    layout: str
+    columns: list[str]
+    freq: str | None
+    id_col: str
+    time_col: str
+    target_col: str
+    series: dict[str, list]
+    exog: list[str] | None = None
+    max_missing_gap: int | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.columns)
+        if n == 0 or len(set(self.columns)) != n or self.target_col not in self.columns:
+            raise UserError(f"data.columns={shown(self.columns)} must be distinct column names holding "
+                            f"data.target_col={self.target_col!r}")
+        if sorted(self.series) != ["ids", "mean", "std"]:
+            raise UserError("data.series must hold 'ids', 'mean' and 'std'")
+        ids = self.series["ids"]
+        try:  # numpy checks the nesting and the numbers at once
+            mean, std = (np.asarray(self.series[k], dtype=np.float64) for k in ("mean", "std"))
+        except (TypeError, ValueError):
+            raise UserError("data.series.mean and .std must be lists of one list of numbers per series") from None
+        if mean.shape != (len(ids), n) or std.shape != mean.shape:
+            raise UserError(f"data.series.mean and .std must hold {n} number(s) for each of the {len(ids)} series")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
+            raise UserError("data.series.std must be positive and every statistic finite (they divide the data)")
+        if self.freq is not None:
+            try:
+                to_offset(self.freq)
+            except (ValueError, TypeError):
+                raise UserError(f"data.freq={self.freq!r} is not a pandas frequency") from None
+        if self.max_missing_gap is not None and self.max_missing_gap < 0:
+            raise UserError(f"data.max_missing_gap={self.max_missing_gap} must be 0 or more")
+
+
+_PANEL_KEYS = tuple(f.name for f in fields(PanelSchema))
+
+
 class PanelForecastModel(TrainedForecaster):
     """A global model of long-format series, with each training series' scaler."""
 
     REQUIRED_DATA_KEYS = ("layout", "columns", "freq", "id_col", "time_col", "target_col", "series")
     LAYOUT = "long"
+
+    @classmethod
+    def check_schema(cls, directory: Path, manifest: dict[str, Any]) -> None:
+        """The per-series statistics and settings must be ones inference can use (`PanelSchema`)."""
+        data = manifest["data"]
+        try:
+            # Keys beyond the schema's are kept as they are and never interpreted.
+            schema = checked_object(PanelSchema, "data", {k: v for k, v in data.items() if k in _PANEL_KEYS})
+            if manifest["io"].get("n_channels") != len(schema.columns):
+                raise UserError(f"data.columns has {len(schema.columns)} names but the network reads "
+                                f"{shown(manifest['io'].get('n_channels'))} channels")
+        except UserError as err:
+            raise UserError(f"corrupt data schema in {directory / MANIFEST}: {err}; retrain the model or restore "
+                            "the file") from None
 
     @property
     def id_col(self) -> str:

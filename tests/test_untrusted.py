@@ -377,6 +377,52 @@ def test_bad_manifest_is_one_line(case, run_dir, good_csv, tmp_path, capsys):
                    words)
 
 
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny long-format run (two series) and its CSV."""
+    folder = tmp_path_factory.mktemp("long")
+    stamps = pd.date_range("2024-01-01", periods=120, freq="h")
+    pd.DataFrame({"unique_id": np.repeat(["a", "b"], 120), "ds": np.tile(stamps, 2),
+                  "y": np.sin(np.arange(240) / 12)}).to_csv(folder / "long.csv", index=False)
+    run = folder / "run"
+    assert main(["train", "data=long", f"data.path={folder / 'long.csv'}", "task.seq_len=24", "task.horizon=8",
+                 *TINY_OVERRIDES, "trainer.max_steps=2", f"hydra.run.dir={run}"]) == 0
+    return run, folder / "long.csv"
+
+
+BAD_PANEL_MANIFESTS = {
+    "zero std": (["data", "series", "std"], [[0.0], [0.7]], "data.series.std must be positive"),
+    "NaN mean": (["data", "series", "mean"], [[float("nan")], [0.1]], "every statistic finite"),
+    "text std": (["data", "series", "std"], [["a"], ["b"]], "must be lists of one list of numbers per series"),
+    "too few statistics": (["data", "series", "std"], [[0.7]], "must hold 1 number(s) for each of the 2 series"),
+    "garbage freq": (["data", "freq"], "every tuesday", "data.freq='every tuesday' is not a pandas frequency"),
+    "target not a column": (["data", "target_col"], "nosuch", "must be distinct column names holding"),
+    "wrong channel count": (["io", "n_channels"], 2, "data.columns has 1 names but the network reads 2"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PANEL_MANIFESTS))
+def test_bad_long_format_manifest_is_one_line(case, long_run, tmp_path, capsys):
+    run, csv = long_run
+    keys, value, words = BAD_PANEL_MANIFESTS[case]
+    evil = _copy(run, tmp_path)
+    manifest = json.loads((evil / "model" / MANIFEST).read_text())
+    _set(manifest, keys, value)
+    (evil / "model" / MANIFEST).write_text(json.dumps(manifest))
+    out = tmp_path / "forecast.csv"
+    err = assert_refused(capsys, ["forecast", "--run", str(evil), "--csv", str(csv), "--out", str(out)], tmp_path,
+                         words)
+    assert err.startswith(f"error: corrupt data schema in {evil / 'model' / MANIFEST}: "), err
+
+
+def test_long_format_run_still_forecasts(long_run, tmp_path):
+    run, csv = long_run
+    assert main(["forecast", "--run", str(run), "--csv", str(csv), "--out", str(tmp_path / "f.csv")]) == 0
+    forecast = pd.read_csv(tmp_path / "f.csv")
+    assert len(forecast) == 16 and sorted(forecast["unique_id"].unique()) == ["a", "b"]
+    assert np.isfinite(forecast["One4All"]).all()
+
+
 def test_tensors_that_disagree_with_the_manifest_are_refused_before_building(run_dir, good_csv, tmp_path, capsys):
     from safetensors.torch import load_file, save_file
 
