@@ -40,13 +40,14 @@ MAX_MANIFEST_BYTES = 1 << 24
 
 
 def frozen_checksums(network: Network) -> dict[str, str]:
-    """SHA-256 over frozen parameters, split into the GPT-2 backbone and everything else."""
+    """SHA-256 over frozen parameters, split into the backbone (GPT-2, ...) and everything else."""
     digests = {"backbone": hashlib.sha256(), "other": hashlib.sha256()}
     stored = network.stored_frozen()
+    backbone = f"{network.backbone_prefix}." if network.backbone_prefix else None
     for name, param in sorted(network.named_parameters()):
         if param.requires_grad or name in stored:
             continue
-        group = "backbone" if name.startswith("gpt2.") else "other"
+        group = "backbone" if backbone and name.startswith(backbone) else "other"
         digests[group].update(name.encode())
         digests[group].update(param.detach().float().contiguous().cpu().numpy().tobytes())
     return {k: v.hexdigest() for k, v in digests.items()}
@@ -182,6 +183,8 @@ def load_artifact(directory: str | Path, backbone_path: str | None = None) -> tu
     spec = copy.deepcopy(manifest["network"])
     if backbone_path is not None and isinstance(spec.get("backbone"), dict):
         spec["backbone"]["path"] = backbone_path
+        if "package" in spec["backbone"]:  # the given weights replace a weights package (models.backbones.bert)
+            spec["backbone"]["package"] = None
     shapes = stored_shapes(directory / TENSORS)
     try:
         io = checked_object(IOSpec, "io", manifest["io"])
@@ -193,7 +196,7 @@ def load_artifact(directory: str | Path, backbone_path: str | None = None) -> tu
     sums = frozen_checksums(network)
     for group, expected in manifest["frozen_sha256"].items():
         if sums.get(group) != expected:
-            what = "GPT-2 weights" if group == "backbone" else "regenerated frozen random weights"
+            what = "backbone weights" if group == "backbone" else "regenerated frozen random weights"
             raise UserError(
                 f"{what} differ from the ones this model was trained with (checksum mismatch; trained with "
                 f"torch {shown(manifest['torch_version'])}, running torch {torch.__version__}); use the same "

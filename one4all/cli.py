@@ -18,6 +18,8 @@ USAGE = """one4all <command> [args]
 commands:
   train [overrides]     train and test one experiment (Hydra overrides, e.g. experiment=long_term/etth1_96)
   --cfg                 (after train) print the composed config and exit
+  train -m [overrides]  multirun: every combination of a=1,2 b=x,y, one run directory per job
+  --dry-run             (after train -m) list the jobs and exit
   forecast --run RUN_DIR --csv FILE --out OUT.csv [--plot OUT.png] [--horizon N]
                         forecast the steps after the last row of FILE with a trained run
   forecast ... --level 80 95
@@ -28,6 +30,10 @@ commands:
                         self-contained inference package (LoRA merged) with a predict.py
   compare [overrides]   train several models under one budget; table + chart of accuracy and cost
   --dry-run             (after compare) print each model's train command and exit
+  report SWEEP_DIR [--published] [--out DIR]
+                        the runs below SWEEP_DIR as the papers' tables (mean ± std over seeds), CSV and chart
+  data list | check [--root DIR] | fetch NAME --root DIR
+                        known datasets; verify a data folder; download (only when asked), verified
 
 Examples:
   one4all train
@@ -39,10 +45,13 @@ Examples:
   one4all backtest data=long data.path=stores.csv task.horizon=24 backtest.n_windows=3
   one4all export --run runs/sales --out deploy/sales --quantize int8
   one4all compare experiment=compare/etth1_96 data.root=../shared/data model.backbone.init=random
+  one4all train -m experiment=long_term/etth1_96,long_term/ettm1_96 task.horizon=96,192,336,720 seed=2021,2022,2023
+  one4all report outputs/multirun/<date>/<time> --published
 """
 
 
-def _setup_logging() -> None:
+def setup_logging() -> None:
+    """Log lines as `[time][logger][level] message` on stderr; Lightning's chatter at warnings only."""
     root = logging.getLogger()
     if not root.handlers:  # as logging.basicConfig: handlers someone else set up (pytest, an app) stay theirs
         handler = logging.StreamHandler()
@@ -83,7 +92,7 @@ def train_help() -> str:
 
 
 def cmd_train(argv: list[str]) -> int:
-    """`one4all train [overrides...]`."""
+    """`one4all train [overrides...]`, or `one4all train -m [sweep overrides...]` for a multirun."""
     if "--help" in argv or "-h" in argv:
         print(train_help())
         return 0
@@ -91,6 +100,10 @@ def cmd_train(argv: list[str]) -> int:
 
     from one4all.config import compose_config
 
+    if "-m" in argv or "--multirun" in argv:
+        return cmd_multirun([a for a in argv if a not in ("-m", "--multirun")])
+    if "--dry-run" in argv:
+        raise UserError("--dry-run lists the jobs of a multirun; add -m (one4all train -m ... --dry-run)")
     show = "--cfg" in argv
     cfg, run_dir = compose_config([a for a in argv if a != "--cfg"])
     if show:
@@ -121,6 +134,31 @@ def run_summary(metrics: dict) -> str:
         summary = (f"selection run: {summary}; refit on all {data['n_train_rows']} rows for "
                    f"{refit['selected_steps']} steps")
     return summary
+
+
+def cmd_multirun(argv: list[str]) -> int:
+    """`one4all train -m ...`: every combination of the sweep, one run directory each; exit 1 if any job failed."""
+    from one4all.sweep.launch import jobs_markdown, sweep, write_jobs
+
+    if "--cfg" in argv:
+        raise UserError("--cfg prints one run's config; drop -m and give one value per key")
+    dry_run = "--dry-run" in argv
+    sweep_dir, outcomes, jobs = sweep([a for a in argv if a != "--dry-run"], dry_run=dry_run)
+    if dry_run:
+        if jobs is None:
+            raise UserError("--dry-run needs the basic sweeper (this sweeper chooses its jobs while it runs)")
+        for index, job in enumerate(jobs):
+            print(f"{index}: {' '.join(job)}")
+        print(f"{len(jobs)} job(s) -> {sweep_dir}")
+        return 0
+    write_jobs(outcomes, sweep_dir)
+    print(jobs_markdown(outcomes, sweep_dir), end="")
+    print(f"sweep directory: {sweep_dir} (jobs.csv; `one4all report {sweep_dir}` for the table)")
+    failed = [o for o in outcomes if o.result.status != "ok"]
+    if failed:
+        print(f"{len(failed)} of {len(outcomes)} jobs did not finish: {', '.join(str(o.job) for o in failed)} "
+              "(see jobs.csv)", file=sys.stderr)
+    return 1 if failed or not outcomes else 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,6 +232,7 @@ def cmd_export(argv: list[str]) -> int:
 def cmd_compare(argv: list[str]) -> int:
     """`one4all compare [overrides...]`: exit 0 if every model ran, 1 if any failed (its row says why)."""
     from one4all.compare import plan_entries, run_comparison, split_overrides
+    from one4all.compare.plan import override_key
     from one4all.compare.report import markdown, with_task_metrics
     from one4all.compare.runner import train_command
     from one4all.config import compose_config
@@ -205,11 +244,14 @@ def cmd_compare(argv: list[str]) -> int:
     entries = plan_entries(cfg.compare, shared)
     if dry_run:
         for entry in entries:
-            print(f"{entry.name}: one4all {shlex.join(train_command(entry, run_dir)[3:])}")
+            print(f"{entry.name}: one4all {shlex.join(train_command(entry, run_dir))}")
             for note in entry.notes:
                 print(f"  note: {note}")
         return 0
-    rows = run_comparison(entries, run_dir, cfg.compare.timeout_s, command=" ".join(["one4all compare", *args]))
+    # Hydra's launcher for the entries: `hydra/launcher=joblib hydra.launcher.n_jobs=2`, `submitit_slurm`, ...
+    launcher = [o for o in own if override_key(o).replace("/", ".").startswith("hydra.launcher")]
+    rows = run_comparison(entries, run_dir, cfg.compare.timeout_s, command=" ".join(["one4all compare", *args]),
+                          launcher=launcher)
     print(markdown(with_task_metrics(rows, run_dir)), end="")
     print(f"comparison: {run_dir / 'comparison.csv'}")
     failed = [r["model"] for r in rows if r["status"] != "ok"]
@@ -219,9 +261,101 @@ def cmd_compare(argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(argv: list[str]) -> int:
+    """`one4all report SWEEP_DIR [--published] [--out DIR]`: the runs below SWEEP_DIR as the papers' tables."""
+    parser = _Parser(prog="one4all report", description="Tabulate the runs below a folder as the papers do: rows "
+                     "dataset, columns horizon + average, cells MSE/MAE mean ± std over seeds.")
+    parser.add_argument("folder", help="sweep directory of `one4all train -m` (or any folder holding runs)")
+    parser.add_argument("--published", action="store_true",
+                        help="put the published numbers (One-for-All, GPT4TS, DLinear, PatchTST, TimesNet) beside ours")
+    parser.add_argument("--published-file", help="another CSV of published numbers, same columns as the shipped one")
+    parser.add_argument("--out", help="folder for report.md, report.csv and report.png (default: the sweep folder)")
+    args = parser.parse_args(argv)
+    from pathlib import Path
+
+    from one4all.atomic import atomic_write_text
+    from one4all.report.chart import write_chart
+    from one4all.report.published import load_published
+    from one4all.report.runs import find_runs
+    from one4all.report.tables import csv_text, forecast_tables, markdown
+
+    runs = find_runs(args.folder)
+    published = load_published(args.published_file) if args.published or args.published_file else None
+    text = markdown(runs, published, title=args.folder)
+    out = Path(args.out or args.folder).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "report.md", text)
+        atomic_write_text(out / "report.csv", csv_text(runs))
+        chart = write_chart(forecast_tables(runs), out / "report.png")
+    except OSError as err:
+        raise UserError(f"cannot write the report into {out} ({err.strerror}); choose a folder with --out") from err
+    print(text, end="")
+    print(f"report: {out / 'report.md'}, {out / 'report.csv'}" + (f", {chart}" if chart else ""))
+    return 0
+
+
+def cmd_data(argv: list[str]) -> int:
+    """`one4all data list|check|fetch`: the known datasets, verification of a data root, downloads on request."""
+    parser = _Parser(prog="one4all data", description="Known benchmark datasets: list them, verify a data folder, "
+                     "or download (only when asked) into one.")
+    parser.add_argument("--registry", help="another registry file with the same schema (e.g. your mirror's URLs)")
+    sub = parser.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="every known dataset: files, size, checksum, where the original lives")
+    check = sub.add_parser("check", help="verify the files under a data root (size and sha256 / git blob id)")
+    check.add_argument("names", nargs="*", help="datasets to check (default: all)")
+    check.add_argument("--root", help="data root (default: $ONE4ALL_DATA_ROOT, else ../shared/data)")
+    fetch = sub.add_parser("fetch", help="download datasets into a data root, verified before they are stored")
+    fetch.add_argument("names", nargs="+", help="datasets to download (see `one4all data list`)")
+    fetch.add_argument("--root", required=True, help="data root to store them in")
+    fetch.add_argument("--allow-unverified", action="store_true",
+                       help="also store files the registry has no checksum for (their sha256 is printed)")
+    args = parser.parse_args(argv)
+    from pathlib import Path
+
+    from one4all.data.registry import load_registry, select, verify
+    from one4all.paths import default_data_root
+
+    registry = load_registry(args.registry)
+    if args.action == "list":
+        print("| dataset | config | file | bytes | checksum | download | source |\n|---|---|---|---:|---|---|---|")
+        for dataset in registry.values():
+            for spec in dataset.files:
+                digest = (f"sha256 {spec.sha256[:16]}…" if spec.sha256 else
+                          f"git blob {spec.git_blob[:16]}…" if spec.git_blob else "unknown (unverified)")
+                size = f"{spec.bytes:,}" if spec.bytes is not None else "?"
+                where = spec.url or f"no direct download: {dataset.original or dataset.page}"
+                print(f"| {dataset.name} | {dataset.config or '–'} | {spec.path} | {size} | {digest} | {where} | "
+                      f"{spec.source} |")
+        return 0
+    if args.action == "fetch":
+        from one4all.data.fetch import fetch_dataset
+
+        root = Path(args.root).expanduser()
+        for dataset in select(registry, args.names):
+            fetch_dataset(dataset, root, args.allow_unverified)
+        return 0
+    root = Path(args.root).expanduser() if args.root else default_data_root()
+    if root is None or not root.is_dir():
+        raise UserError(f"data root {root or '../shared/data'} is not a folder; pass --root DIR")
+    counts: dict[str, int] = {}
+    for dataset in select(registry, args.names):
+        for spec in dataset.files:
+            path = root / spec.path
+            status, detail = verify(spec, path) if path.is_file() else ("missing", "not there")
+            counts[status] = counts.get(status, 0) + 1
+            print(f"{status:<10} {dataset.name:<16} {spec.path}: {detail}")
+    print(f"{root}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    if counts.get("failed"):
+        print(f"{counts['failed']} file(s) fail verification (see above): replace them with `one4all data fetch` "
+              "after moving them away", file=sys.stderr)
+        return 1
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {"train": cmd_train, "forecast": cmd_forecast,
                                                    "backtest": cmd_backtest, "export": cmd_export,
-                                                   "compare": cmd_compare}
+                                                   "compare": cmd_compare, "report": cmd_report, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}; use one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    _setup_logging()
+    setup_logging()
     try:
         code = COMMANDS[command](rest)
         notices.release()

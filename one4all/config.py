@@ -44,6 +44,11 @@ def compose_config(overrides: list[str], config_name: str = "train") -> tuple[Di
         # Baselines train all their parameters: an adapter would be silently ignored.
         raise UserError(f"model {cfg.model.get('_target_', '?').rsplit('.', 1)[-1]} trains all its parameters and "
                         "takes no adapter; drop the adapter override (adapters apply to the GPT-2 models)")
+    if "_target_" not in (cfg.get("model", {}).get("backbone") or {}) and any(
+            o.lstrip("+~").split("=", 1)[0] == "ablation" for o in overrides):
+        # The ablation group writes model.backbone.*: on a baseline that would be a confusing unknown key.
+        raise UserError(f"ablation=... changes the frozen backbone of model=one4all; model "
+                        f"{cfg.model.get('_target_', '?').rsplit('.', 1)[-1]} has none, drop the ablation override")
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg, run_dir

@@ -94,13 +94,16 @@ class Network(nn.Module):
     """Base class of every network: the contract's optional capabilities, declared with defaults.
 
     `channel_independent`: the network maps each channel on its own, so the data side serves one
-    univariate sample per (window, channel). `time_features`: the time-feature marks the network
+    univariate sample per (window, channel). `backbone_prefix`: the name under which a frozen
+    backbone is registered (`gpt2`, `bert`, ...); its parameters come from their source, not from
+    `init_seed`, and artifacts verify them apart. `time_features`: the time-feature marks the network
     reads (`marks.TIME_FEATURES`); anything but `none` makes the data side compute them and the task
     pass them as `marks=`. The methods below are no-ops for a network that trains all its
     parameters from scratch (the baselines); One-for-All overrides them.
     """
 
     channel_independent: bool = False
+    backbone_prefix: str | None = None
     time_features: str = "none"
 
     def calibrate(self, train: Dataset) -> None:

@@ -88,7 +88,9 @@ def render() -> str:
             option = path.relative_to(group).with_suffix("").as_posix()
             # Keys of a plain group file live under the group's name; `_global_` files say where.
             prefix = "" if "@package" in path.read_text() or "/" in option else f"{group.name}."
-            out += section(path, f"### `{group.name}={option}`", prefix)
+            # A file in a subfolder is an option of a nested group (model/backbone/minilm.yaml: model/backbone=minilm).
+            subgroup, _, name = option.rpartition("/")
+            out += section(path, f"### `{'/'.join(filter(None, (group.name, subgroup)))}={name}`", prefix)
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -33,7 +33,7 @@ def cost(rank: int, scaling: str, alpha: float) -> tuple[int, int]:
     spec = LoRASpec(rank=rank, alpha=alpha, scaling=scaling)
     network = One4All(IO, BackboneSpec(init="random"), spec)
     config = {"_target_": "one4all.models.one4all.One4All",
-              "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random"},
+              "backbone": {"_target_": "one4all.models.backbones.gpt2.GPT2Spec", "init": "random"},
               "adapter": {"_target_": "one4all.adapters.lora.LoRASpec", "rank": rank, "alpha": alpha,
                           "scaling": scaling}}
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,6 +40,18 @@ def test_reads_values_and_labels_for_evaluation_only(tmp_path):
     assert series.meta["freq"] == "5min" and series.meta["labels"] == "column is_anomaly"
 
 
+def test_short_gaps_are_interpolated_and_recorded(tmp_path):
+    frame = nab_frame()
+    expected = (frame["value"][9] + frame["value"][12]) / 2  # rows 10-11 lie halfway between rows 9 and 12
+    frame.loc[10:11, "value"] = np.nan
+    series = read_anomaly_csv(write(tmp_path, frame))
+    assert series.test[10:12, 0] == pytest.approx([2 * frame["value"][9] / 3 + frame["value"][12] / 3,
+                                                   frame["value"][9] / 3 + 2 * frame["value"][12] / 3])
+    assert series.test[10:12, 0].mean() == pytest.approx(expected)
+    assert series.meta["repairs"] == ["interpolated 2 missing/inf value(s) in column 'value' (first at data row 11)"]
+    assert read_anomaly_csv(write(tmp_path, nab_frame(), "clean.csv")).meta["repairs"] == []
+
+
 def test_a_label_like_column_is_never_a_channel_by_accident(tmp_path):
     path = write(tmp_path, nab_frame(label=np.zeros(600, dtype=int)))
     with pytest.raises(UserError, match="data.label_col=label"):

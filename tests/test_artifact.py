@@ -24,7 +24,7 @@ NETWORK_CONFIG = {
     "patch_len": 8,
     "stride": 4,
     "init_seed": 5,
-    "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random", "n_layers": 2,
+    "backbone": {"_target_": "one4all.models.backbones.gpt2.GPT2Spec", "init": "random", "n_layers": 2,
                  "seed": 11, "config": TINY_GPT2},
     "adapter": {"_target_": "one4all.adapters.lora.LoRASpec", "preset": "reference", "rank": 4},
 }

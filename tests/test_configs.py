@@ -38,8 +38,8 @@ def _train_configs(experiment: str, data_root: Path) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_builds(experiment, data_root):
-    for overrides in _train_configs(experiment, data_root):
+def test_every_experiment_composes_and_builds(experiment, suite_root):
+    for overrides in _train_configs(experiment, suite_root):
         cfg, _ = compose_config(overrides)
         check_config(cfg)  # what `one4all train` validates before it builds
         run = build(cfg)

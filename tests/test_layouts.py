@@ -99,7 +99,7 @@ def test_layout_errors_are_one_line():
                                            (CLASSIFY, {"patch_len": 4, "stride": 2})])
 def test_artifact_regenerates_frozen_embeddings_and_heads(tmp_path, io, extra):
     config = {"_target_": "one4all.models.one4all.One4All", "init_seed": 3, **extra,
-              "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random", "n_layers": 2,
+              "backbone": {"_target_": "one4all.models.backbones.gpt2.GPT2Spec", "init": "random", "n_layers": 2,
                            "config": TINY_GPT2},
               "adapter": {"_target_": "one4all.adapters.lora.LoRASpec", "preset": "reference", "rank": 4}}
     net = One4All(io, BackboneSpec(init="random", n_layers=2, config=TINY_GPT2), LoRASpec(rank=4),

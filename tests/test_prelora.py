@@ -92,7 +92,7 @@ def test_switched_network_round_trips_through_the_artifact(tmp_path):
             if "lora_B" in name or "lora_embedding_B" in name:
                 p.add_(torch.randn_like(p) * 0.1)
     config = {"_target_": "one4all.models.one4all.One4All",
-              "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random", "n_layers": 2,
+              "backbone": {"_target_": "one4all.models.backbones.gpt2.GPT2Spec", "init": "random", "n_layers": 2,
                            "config": TINY_GPT2},
               "adapter": {"_target_": "one4all.adapters.prelora.PreLoRASpec", "switched": ranks}}
     save_artifact(tmp_path / "model", net, config, IO, extra={})

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from one4all.adapters import LoRASpec
 from one4all.contract import IOSpec
 from one4all.errors import UserError
-from one4all.models.backbone import BackboneSpec, _random, load_backbone
+from one4all.models.backbone import BackboneSpec, load_backbone
 from one4all.models.baselines.patchtst import PatchTST
 from one4all.models.one4all import One4All
 from scripts.roofline import network_flops, transformer_macs
@@ -65,7 +65,7 @@ def test_streamlined_gpt2_equals_transformers():
     # which changes matmul rounding in the last bits.)
     spec = {"init": "random", "n_layers": 2, "config": TINY_GPT2, "attn_implementation": "sdpa"}
     fast = load_backbone(BackboneSpec(**spec, fused_gelu=False)).model.eval()
-    plain = _random(BackboneSpec(**spec)).eval()
+    plain = BackboneSpec(**spec).random_model().eval()
     x = torch.randn(3, 8, 32)
     for autocast in (False, True):
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
@@ -78,7 +78,7 @@ def test_streamlined_gpt2_equals_transformers():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert torch.equal(fast(inputs_embeds=x).last_hidden_state, plain(inputs_embeds=x).last_hidden_state)
     fused = load_backbone(BackboneSpec(**spec)).model.eval()
-    plain = _random(BackboneSpec(**spec)).eval()
+    plain = BackboneSpec(**spec).random_model().eval()
     with torch.no_grad():  # the fused GELU: same function, other rounding
         expected = plain(inputs_embeds=x).last_hidden_state
         assert torch.allclose(fused(inputs_embeds=x).last_hidden_state, expected, atol=1e-5)

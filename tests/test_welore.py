@@ -101,7 +101,7 @@ def test_artifact_replays_kept_ranks_and_verifies_frozen_parts(tmp_path):
                 p.add_(0.05)
     net.eval()
     config = {"_target_": "one4all.models.one4all.One4All", "patch_len": 8, "stride": 4, "init_seed": 5,
-              "backbone": {"_target_": "one4all.models.backbone.BackboneSpec", "init": "random", "n_layers": 2,
+              "backbone": {"_target_": "one4all.models.backbones.gpt2.GPT2Spec", "init": "random", "n_layers": 2,
                            "seed": 11, "config": TINY_GPT2},
               "adapter": {"_target_": "one4all.lowrank.welore.WeLoreSpec", "rank": 4, "rank_reduction": 0.4,
                           **spec.replay()}}

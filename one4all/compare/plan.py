@@ -36,7 +36,7 @@ def split_overrides(argv: Iterable[str]) -> tuple[list[str], list[str]]:
     """(overrides of the comparison itself, overrides passed on to every entry)."""
     own, shared = [], []
     for arg in argv:
-        root = override_key(arg).split(".", 1)[0]
+        root = override_key(arg).split(".", 1)[0].split("/", 1)[0]  # `hydra/launcher=joblib` is the comparison's
         (own if root in COMPARE_ROOTS else shared).append(arg)
     return own, shared
 

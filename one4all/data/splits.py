@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
 
 from one4all.errors import UserError
 
@@ -129,31 +131,67 @@ def all_borders(n_rows: int, seq_len: int, horizon: int) -> Borders:
     return Borders((0, n_rows), None, None)
 
 
+def steps_per_hour(freq: str | None) -> int | None:
+    """Rows per hour of a sub-hourly or hourly frequency (`h` -> 1, `15min` -> 4), else None."""
+    if not freq:
+        return None
+    try:
+        step = pd.Timedelta(to_offset(freq))
+    except (ValueError, TypeError):  # calendar offsets (months, business days) have no fixed length
+        return None
+    hour = pd.Timedelta(hours=1)
+    if step <= pd.Timedelta(0) or step > hour or hour % step != pd.Timedelta(0):
+        return None
+    return int(hour / step)
+
+
+# The two ETT protocols: hourly files (ETTh*) and 15-minute files (ETTm*).
+_ETT_SCHEMES = {"ett_hour": 1, "ett_minute": 4}
+
+
+def ett_scheme(freq: str | None, name: str = "the file") -> str:
+    """`ett_hour` or `ett_minute` for a file's frequency; other frequencies have no ETT borders."""
+    per_hour = steps_per_hour(freq)
+    for scheme, steps in _ETT_SCHEMES.items():
+        if per_hour == steps:
+            return scheme
+    raise UserError(f"data.split=ett needs hourly or 15-minute rows, but {name} is at {freq or 'an unknown step'}; "
+                    "use data.split=ratio")
+
+
 def make_borders(scheme: str, n_rows: int, seq_len: int, horizon: int = 0, val_size: int | None = None,
-                 test_size: int = 0) -> Borders:
-    """Borders by scheme name: `ett_hour`, `ett_minute` (15-min ETT), `ratio`, `holdout` or `all`;
-    `horizon` (if known) lets the schemes say exactly how many rows a forecasting run needs."""
-    if scheme == "ett_hour":
-        return ett_borders(n_rows, seq_len, 1)
-    if scheme == "ett_minute":
-        return ett_borders(n_rows, seq_len, 4)
+                 test_size: int = 0, freq: str | None = None, name: str = "the file") -> Borders:
+    """Borders by scheme name: `ett` (ETT borders at the file's frequency), `ett_hour`, `ett_minute`
+    (15-min ETT), `ratio`, `holdout` or `all`; `horizon` (if known) lets the schemes say exactly how
+    many rows a forecasting run needs.
+
+    The split follows the data: an explicit `ett_hour`/`ett_minute` that contradicts the rows'
+    frequency `freq` (when known) is an error, since its month borders would cut the wrong rows.
+    """
+    if scheme == "ett":
+        scheme = ett_scheme(freq, name)
+    if scheme in _ETT_SCHEMES:
+        per_hour = steps_per_hour(freq)
+        if freq is not None and per_hour != _ETT_SCHEMES[scheme]:
+            fits = next((s for s, steps in _ETT_SCHEMES.items() if steps == per_hour), "ratio")
+            raise UserError(f"data.split={scheme} assumes {'hourly' if scheme == 'ett_hour' else '15-minute'} rows, "
+                            f"but {name} is at {freq}; use data.split={fits} (or data.split=ett, which follows "
+                            "the file's frequency)")
+        return ett_borders(n_rows, seq_len, _ETT_SCHEMES[scheme])
     if scheme == "ratio":
         return ratio_borders(n_rows, seq_len, horizon)
     if scheme == "holdout":
         return holdout_borders(n_rows, seq_len, horizon, val_size, test_size)
     if scheme == "all":
         return all_borders(n_rows, seq_len, horizon)
-    raise UserError(f"unknown data.split={scheme!r}; use holdout, all, ratio, ett_hour or ett_minute")
+    raise UserError(f"unknown data.split={scheme!r}; use holdout, all, ratio, ett (ETT borders at the file's "
+                    "frequency), ett_hour or ett_minute")
 
 
 def scheme_for_file(name: str) -> str:
-    """Default split scheme for a file name: ETT files use their fixed borders, others 70/10/20."""
-    stem = name.lower()
-    if stem.startswith("etth"):
-        return "ett_hour"
-    if stem.startswith("ettm"):
-        return "ett_minute"
-    return "ratio"
+    """Default split scheme for a file name: ETT files use their fixed borders (at the file's own
+    frequency), others 70/10/20."""
+    return "ett" if name.lower().startswith("ett") else "ratio"
 
 
 @dataclass

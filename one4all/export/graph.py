@@ -121,8 +121,8 @@ def forecast_layout(network: nn.Module) -> PatchForecast:
     if not isinstance(network, One4All) or not isinstance(network.layout, PatchForecast):
         raise UserError("export builds a merged graph for One-for-All forecasters only; this run's network is "
                         f"{type(network).__name__}: export a run of model=one4all with a forecasting task")
-    if not isinstance(network.gpt2, GPT2Model):
-        raise UserError(f"the backbone {type(network.gpt2).__name__} is not GPT-2; export supports GPT-2 backbones")
+    if not isinstance(network.lm, GPT2Model):
+        raise UserError(f"the backbone {type(network.lm).__name__} is not GPT-2; export supports GPT-2 backbones")
     return network.layout
 
 
@@ -131,7 +131,7 @@ def build_graph(network: nn.Module) -> ForecastGraph:
     forecast_layout(network)
     network.eval()
     merge_adapters(network)
-    gpt2 = network.gpt2
+    gpt2 = network.lm
     positions = gpt2.wpe.weight[: network.n_patches]
     blocks = [Block(block) for block in gpt2.h]
     return ForecastGraph(network.layout, dense(network.in_layer, network.layout.patch_len), positions, blocks,

@@ -27,7 +27,8 @@ from one4all.errors import UserError
 from one4all.lowrank.twonn import gelora_ranks, twonn
 
 POINTS = ("token", "window")
-_BLOCK = re.compile(r"(?:^|\.)h\.(\d+)\.")
+# The block of a module name: GPT-2 `gpt2.h.3.`, BERT `bert.encoder.layer.3.`, stand-ins `stand_in.layer.0.`.
+_BLOCK = re.compile(r"(?:^|\.)(?:h|layer)\.(\d+)\.")
 
 
 @dataclass

@@ -146,7 +146,7 @@ class WeLoreSpec(LoRASpec):
         unknown = [t for t in self.welore_targets if t not in parts or not parts[t] or "gpt2.h." not in parts[t][0]]
         if unknown:
             raise UserError(f"WeLore targets {unknown} are not GPT-2 block projections; use c_attn attn_proj "
-                            "mlp_fc mlp_proj")
+                            "mlp_fc mlp_proj on model/backbone=gpt2 (WeLore factorises GPT-2's Conv1D projections)")
         names = [name for part in self.welore_targets for name in parts[part]]
         slices = []
         for name in names:

@@ -1,20 +1,23 @@
-"""The One-for-All network: a frozen GPT-2 between a per-kind input layout and head.
+"""The One-for-All network: a frozen backbone (GPT-2 by default) between a per-kind input layout and head.
 
 Long-term forecasting is exactly the authors' model (DESIGN.md §3): instance norm -> patches ->
 frozen GPT-2 -> flatten head; short-term forecasting is their per-step network
 (`forecast_layout=step`, models.layouts.StepForecast). Reconstruction (imputation, anomaly
-detection) and classification follow the authors' GPT4TS designs (models.layouts). What trains is
-decided by the adapter preset, over part names shared by every kind. Parts that are neither
-GPT-2 nor trained (in the `reference` preset: the token embedding and the head's base weight) are
-initialised from `init_seed`, so a saved artifact can regenerate them instead of storing them.
+detection) and classification follow the authors' GPT4TS designs (models.layouts). The backbone is
+any family of models.backbones (GPT-2, BERT-family encoders, or a random stand-in for the
+ablations), addressed by role only. What trains is decided by the adapter preset, over part names
+shared by every kind. Parts that are neither backbone nor trained (in the `reference` preset: the
+token embedding and the head's base weight) are initialised from `init_seed`, so a saved artifact
+can regenerate them instead of storing them.
 
 When nothing before the head trains (`adapter=linear_probe`, LoRA on the head only), the frozen
-front (token embedding + GPT-2) runs without autograd, and `cache_backbone_features` can memoise
+front (token embedding + backbone) runs without autograd, and `cache_backbone_features` can memoise
 its output across epochs (models.feature_cache).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -24,28 +27,27 @@ from torch.utils.data import Dataset
 from one4all.adapters import AdapterMethod, LoRASpec
 from one4all.contract import IOSpec, Network
 from one4all.errors import UserError
-from one4all.models.backbone import BackboneSpec, load_backbone, seeded
+from one4all.models.backbones import load_backbone
+from one4all.models.backbones.base import LORA_ROLES, ROLES, LMSpec, seeded
 from one4all.models.fast_dropout import use_fast_dropout
 from one4all.models.feature_cache import FeatureCache
 from one4all.models.layouts import LayoutOptions, PatchForecast, make_layout
 
-# GPT-2 block projections that LoRA can target, by part name.
-_PROJECTIONS = {"c_attn": "attn.c_attn", "attn_proj": "attn.c_proj", "mlp_fc": "mlp.c_fc",
-                "mlp_proj": "mlp.c_proj"}
 _LORA_TYPES = (nn.Linear, nn.Conv1d, nn.Embedding)
 
 
 class One4All(Network):
-    """GPT4TS / One-for-All on a frozen GPT-2, for forecast, reconstruct and classify outputs.
+    """GPT4TS / One-for-All on a frozen backbone, for forecast, reconstruct and classify outputs.
 
     `in_layer` (token embedding) and `out_layer` (head projection) are the network's own; the
-    layout (`layout`) cuts the input into tokens and shapes GPT-2's states into the output.
+    layout (`layout`) cuts the input into tokens and shapes the backbone's states into the output.
+    The backbone is registered under its family's prefix (`gpt2`, `bert`, `stand_in`): `lm`.
     """
 
     def __init__(
         self,
         io: IOSpec,
-        backbone: BackboneSpec,
+        backbone: LMSpec,
         adapter: AdapterMethod | None = None,
         patch_len: int | None = None,
         stride: int | None = None,
@@ -68,9 +70,11 @@ class One4All(Network):
         self.io = io
         self.channel_chunk = channel_chunk
         loaded = load_backbone(backbone)
-        self.gpt2 = loaded.model
+        self.family = loaded.family
+        self.backbone_prefix = loaded.family.prefix
+        self.add_module(self.backbone_prefix, loaded.model)
         self.backbone_info = loaded.describe()
-        d_model = self.gpt2.config.n_embd
+        d_model = self.family.width(self.lm)
         options = LayoutOptions(patch_len, stride, segment_len, d_ff, embed_dropout, channel_embedding,
                                 forecast_layout, time_features, unused_reference_params)
         self.layout = make_layout(io, d_model, options)
@@ -79,8 +83,9 @@ class One4All(Network):
         self.channel_independent = self.layout.channel_independent
         self.time_features = time_features
         self.n_patches = self.layout.n_tokens
-        if self.n_patches > self.gpt2.config.n_positions:
-            raise UserError(f"{self.n_patches} tokens exceed GPT-2's {self.gpt2.config.n_positions} positions; "
+        positions = self.family.n_positions(self.lm)
+        if self.n_patches > positions:
+            raise UserError(f"{self.n_patches} tokens exceed {self.family.title}'s {positions} positions; "
                             "shorten task.seq_len or raise model.stride")
         with seeded(init_seed):
             self.in_layer = self.layout.make_in_layer(d_model)
@@ -127,6 +132,11 @@ class One4All(Network):
     def run_report(self) -> dict[str, Any]:
         return {"backbone": self.backbone_info, **({"adapter": self.adapter_report} if self.adapter_report else {})}
 
+    @property
+    def lm(self) -> nn.Module:
+        """The frozen backbone module (GPT-2, a BERT encoder, or a stand-in)."""
+        return self.get_submodule(self.backbone_prefix)
+
     def authors_validation_mode(self) -> None:
         """GPT4TS / One-for-All's long-term `vali()` puts only `in_layer` and `out_layer` in eval
         mode: GPT-2's dropout stays on while the validation loss that picks checkpoints is computed.
@@ -140,46 +150,44 @@ class One4All(Network):
 
     def lora_parts(self) -> dict[str, list[str]]:
         """Part name -> module names that LoRA may wrap (empty for a part without weights)."""
-        blocks = range(len(self.gpt2.h))
         embedding = [name for name, module in self.in_layer.named_modules(prefix="in_layer")
                      if isinstance(module, _LORA_TYPES)]
-        parts = {"wpe": ["gpt2.wpe"], "head": ["out_layer"], "patch_embedding": embedding}
-        for part, suffix in _PROJECTIONS.items():
-            parts[part] = [f"gpt2.h.{i}.{suffix}" for i in blocks]
-        return parts
+        roles = {role: [f"{self.backbone_prefix}.{name}" for name in self.family.modules(self.lm, role)]
+                 for role in LORA_ROLES}
+        return {"wpe": roles.pop("wpe"), "head": ["out_layer"], "patch_embedding": embedding, **roles}
 
     def trainable_parts(self) -> dict[str, list[str]]:
         """Part name -> regexes over parameter names, for parts trained in full."""
-        parts = {
-            "wpe": [r"gpt2\.wpe\.weight"],
+        prefix = re.escape(self.backbone_prefix) + r"\."
+        roles = {role: [prefix + pattern for pattern in self.family.patterns(role)] for role in ROLES}
+        return {
+            "wpe": roles.pop("wpe"),
             "head": [r"out_layer\.(weight|bias)", r"layout\.head_norm\.(weight|bias)"],
             "patch_embedding": [r"in_layer\.(\w+\.)?(weight|bias)"],
-            "layernorms": [r"gpt2\.(h\.\d+\.ln_\d|ln_f)\.(weight|bias)"],
+            **roles,
         }
-        for part, suffix in _PROJECTIONS.items():
-            parts[part] = [rf"gpt2\.h\.\d+\.{suffix.replace('.', '[.]')}\.(weight|bias)"]
-        return parts
 
     def front_trainable(self) -> list[str]:
-        """Trainable parameters before the head (token embedding, GPT-2): gradients must cross GPT-2."""
-        front = [*self.in_layer.named_parameters(prefix="in_layer"), *self.gpt2.named_parameters(prefix="gpt2")]
+        """Trainable parameters before the head (token embedding, backbone): gradients must cross the backbone."""
+        front = [*self.in_layer.named_parameters(prefix="in_layer"),
+                 *self.lm.named_parameters(prefix=self.backbone_prefix)]
         return [name for name, p in front if p.requires_grad]
 
     def _check_cacheable(self) -> None:
         trained = self.front_trainable()
         if trained:
-            raise UserError(f"model.cache_backbone_features=true needs a frozen GPT-2 and token embedding, but "
-                            f"{trained[0]} trains (it sits before the head); use adapter=linear_probe or LoRA "
-                            "on the head only (adapter.lora_targets=[head]), or drop the cache")
+            raise UserError(f"model.cache_backbone_features=true needs a frozen {self.family.title} and token "
+                            f"embedding, but {trained[0]} trains (it sits before the head); use adapter=linear_probe "
+                            "or LoRA on the head only (adapter.lora_targets=[head]), or drop the cache")
 
     def train(self, mode: bool = True) -> One4All:
         """Set train/eval mode; with the feature cache the frozen front stays in eval mode (no dropout)."""
         super().train(mode)
         if self.feature_cache is not None:
-            # Cached features must not depend on dropout draws, so GPT-2 and the token embedding are
-            # deterministic in training too: the head then trains on dropout-free features.
+            # Cached features must not depend on dropout draws, so the backbone and the token embedding
+            # are deterministic in training too: the head then trains on dropout-free features.
             self.in_layer.eval()
-            self.gpt2.eval()
+            self.lm.eval()
         return self
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, marks: torch.Tensor | None = None
@@ -191,25 +199,26 @@ class One4All(Network):
 
     def block_states(self, x: torch.Tensor, mask: torch.Tensor | None = None, marks: torch.Tensor | None = None
                      ) -> list[torch.Tensor]:
-        """GPT-2's hidden states for `x`: the input of block 1, then each block's output (before ln_f)."""
+        """The backbone's hidden states for `x`: the input of block 1, then each block's output
+        (GPT-2: before ln_f)."""
         tokens, _ = self.layout.encode(x, mask, marks)
         states: list[torch.Tensor] = []
 
         def keep(module, args, output) -> None:
             states.append(output[0] if isinstance(output, tuple) else output)
 
-        hooks = [module.register_forward_hook(keep) for module in (self.gpt2.drop, *self.gpt2.h)]
+        hooks = [module.register_forward_hook(keep) for module in self.family.state_modules(self.lm)]
         try:
-            self.gpt2(inputs_embeds=self.in_layer(tokens))
+            self.family.hidden(self.lm, self.in_layer(tokens))
         finally:
             for hook in hooks:
                 hook.remove()
         return states
 
     def _backbone(self, tokens: torch.Tensor) -> torch.Tensor:
-        """GPT-2's last hidden states for `tokens[sequences, ...]`, from the cache when it is on.
+        """The backbone's last hidden states for `tokens[sequences, ...]`, from the cache when it is on.
 
-        With nothing trainable before the head, no gradient can enter GPT-2: it runs under
+        With nothing trainable before the head, no gradient can enter the backbone: it runs under
         no_grad (autograd would record nothing anyway; this also allows chunking in training).
         """
         if self.feature_cache is not None:
@@ -221,16 +230,15 @@ class One4All(Network):
         return self._front(tokens)
 
     def _front(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token embedding + GPT-2 on `tokens[sequences, ...]`.
+        """Token embedding + backbone on `tokens[sequences, ...]`.
 
-        Without gradients (inference), at most `channel_chunk` sequences go through GPT-2 at once,
+        Without gradients (inference), at most `channel_chunk` sequences go through the backbone at once,
         so a joint window of many channels (Traffic: 862 series per window) needs bounded
         activation memory. With gradients chunking would not help (backward keeps every chunk's
-        activations), so training batches pass whole. Sequences never interact in GPT-2, so the
+        activations), so training batches pass whole. Sequences never interact in the backbone, so the
         chunked result equals the whole one.
         """
         chunk = self.channel_chunk
         if chunk is not None and len(tokens) > chunk and not torch.is_grad_enabled():
-            return torch.cat([self.gpt2(inputs_embeds=self.in_layer(part)).last_hidden_state
-                              for part in tokens.split(chunk)])
-        return self.gpt2(inputs_embeds=self.in_layer(tokens)).last_hidden_state
+            return torch.cat([self.family.hidden(self.lm, self.in_layer(part)) for part in tokens.split(chunk)])
+        return self.family.hidden(self.lm, self.in_layer(tokens))

@@ -12,7 +12,9 @@ from __future__ import annotations
 from one4all.adapters.method import AdapterMethod
 from one4all.adapters.registry import ADAPTERS
 from one4all.contract import Network
-from one4all.models.backbone import BackboneSpec
+from one4all.models.backbones.base import LMSpec
+from one4all.models.backbones.bert import BertSpec
+from one4all.models.backbones.gpt2 import GPT2Spec
 from one4all.models.baselines.dlinear import DLinear
 from one4all.models.baselines.patchtst import PatchTST
 from one4all.models.baselines.timesnet import TimesNet
@@ -25,11 +27,12 @@ NETWORKS: dict[str, type[Network]] = {
     "timesnet": TimesNet,
 }
 
-BACKBONES: dict[str, type] = {
-    "gpt2": BackboneSpec,
+BACKBONES: dict[str, type[LMSpec]] = {
+    "gpt2": GPT2Spec,
+    "bert": BertSpec,
 }
 
 NESTED: dict[type, dict[str, type]] = {
-    BackboneSpec: BACKBONES,
+    LMSpec: BACKBONES,
     AdapterMethod: ADAPTERS,
 }

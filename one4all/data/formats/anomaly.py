@@ -294,12 +294,13 @@ def read_anomaly_csv(path: Path, date_col: str | None = None, columns: list[str]
     channels = numeric_columns(frame, exclude={col}, wanted=columns)
     if not channels:
         raise UserError(f"{path} has no numeric value columns besides {col!r}; add value columns")
-    values = fill_missing(to_float_matrix(frame, channels), channels, max_missing_gap)
+    values, filled = fill_missing(to_float_matrix(frame, channels), channels, max_missing_gap)
     if labels_file is not None:
         labels = window_labels(stamps, read_windows(labels_file, path.name), f"labelled windows in {labels_file}")
     train = span_rows(stamps, normal_span, "data.normal_span")
     span = None if normal_span is None else [None if v is None else str(v) for v in normal_span]
     meta = {"path": str(path), "date_col": col, "freq": infer_frequency(stamps), "n_rows": len(stamps),
             "train_rows": int(train.sum()), "normal_span": span,
-            "labels": f"column {label_col}" if label_col else (str(labels_file) if labels_file else None)}
+            "labels": f"column {label_col}" if label_col else (str(labels_file) if labels_file else None),
+            "repairs": filled}  # interpolated gaps, recorded in metrics.json as the table sources do
     return AnomalySeries(path.stem, values[train], values, labels, channels, meta, stamps)

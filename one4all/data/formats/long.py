@@ -297,7 +297,7 @@ def frame_to_panel(frame: pd.DataFrame, id_col: str = "unique_id", time_col: str
                 raise UserError(f"series {_id(uniques[i])}: {col!r} {what} (absent rows count as missing); at most "
                                 f"data.max_missing_gap={max_missing_gap} are interpolated: fill the gap (e.g. "
                                 "utilsforecast.preprocessing.fill_gaps and a value) or drop the series")
-        grid[indptr[i]:indptr[i + 1]] = fill_missing(rows, channels, max_missing_gap)
+        grid[indptr[i]:indptr[i + 1]] = fill_missing(rows, channels, max_missing_gap)[0]
     return Panel(ids=list(uniques), starts=list(starts), indptr=indptr, values=grid,
                  columns=channels, freq=freq, observed=observed)
 

@@ -1,8 +1,10 @@
 """Parse a CSV (or a DataFrame) into a numeric table with timestamps; validate it with one-line errors.
 
-Timestamps are handled in `one4all.data.formats.timestamps`. Channels: numeric columns (or `data.columns`);
-boolean and text columns are ignored with a notice. Missing values (empty cells, NaN, inf) are
-interpolated linearly in runs of at most `data.max_missing_gap` steps; a longer run is an error.
+Timestamps are handled in `one4all.data.formats.timestamps`: strictly for a user's own series (the
+future's dates depend on them), by position for benchmark files (`positional=True`). Channels:
+numeric columns (or `data.columns`); boolean and text columns are ignored with a notice. Missing
+values (empty cells, NaN, inf) are interpolated linearly in runs of at most `data.max_missing_gap`
+steps; a longer run is an error.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from one4all.data.formats.timestamps import detect_date_column, resolve_frequency, validate_timestamps
+from one4all.data.formats.timestamps import (
+    detect_date_column,
+    positional_frequency,
+    positional_notes,
+    resolve_frequency,
+    validate_timestamps,
+)
 from one4all.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,8 @@ class Table:
     freq: str | None
     # Columns left out as channels, with why ("boolean", "non-numeric"), to explain a missing target.
     dropped: dict[str, str] = field(default_factory=dict)
+    # What reading changed or tolerated (interpolated cells, kept irregular timestamps): metrics.json.
+    repairs: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -139,14 +149,16 @@ def to_float_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return np.stack(parts, axis=1) if parts else np.empty((len(frame), 0))
 
 
-def fill_missing(values: np.ndarray, columns: list[str], max_gap: int) -> np.ndarray:
+def fill_missing(values: np.ndarray, columns: list[str], max_gap: int) -> tuple[np.ndarray, list[str]]:
     """Linearly interpolate runs of at most `max_gap` missing values; longer runs are an error.
 
-    inf counts as missing. Leading/trailing runs are filled from the nearest value.
+    inf counts as missing. Leading/trailing runs are filled from the nearest value. Returns the
+    values and one note per column that was filled.
     """
     values = np.where(np.isfinite(values), values, np.nan)
     if not np.isnan(values).any():
-        return values
+        return values, []
+    notes = []
     frame = pd.DataFrame(values, columns=columns)
     for col in columns:
         missing = frame[col].isna().to_numpy()
@@ -159,7 +171,9 @@ def fill_missing(values: np.ndarray, columns: list[str], max_gap: int) -> np.nda
             raise UserError(f"column {col!r} has {run} consecutive missing/inf values (from data row {start + 1}); "
                             f"at most data.max_missing_gap={max_gap} are interpolated: fill the gap or raise the limit")
         frame[col] = frame[col].interpolate(method="linear", limit_direction="both")
-    return frame.to_numpy(dtype=np.float64)
+        notes.append(f"interpolated {int(missing.sum())} missing/inf value(s) in column {col!r} "
+                     f"(first at data row {int(np.flatnonzero(missing)[0]) + 1})")
+    return frame.to_numpy(dtype=np.float64), notes
 
 
 def longest_run(mask: np.ndarray) -> tuple[int, int]:
@@ -178,8 +192,12 @@ def frame_to_table(
     freq: str | None = None,
     max_missing_gap: int = 3,
     source: str = "the data",
+    positional: bool = False,
 ) -> Table:
-    """Validate a DataFrame (date column or DatetimeIndex, value columns) into a `Table`."""
+    """Validate a DataFrame (date column or DatetimeIndex, value columns) into a `Table`.
+
+    `positional`: a benchmark file read by position; bad timestamps are warnings (`Table.repairs`).
+    """
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
     if isinstance(frame.index, pd.DatetimeIndex) and (date_col or "date") not in frame.columns:
@@ -187,15 +205,19 @@ def frame_to_table(
     if frame.empty:
         raise UserError(f"{source} has no rows; give the series' rows")
     col, stamps = detect_date_column(frame, date_col)
-    validate_timestamps(stamps, col, frame[col])
+    if positional:
+        repairs, freq = positional_notes(stamps, col), positional_frequency(stamps, freq)
+    else:
+        validate_timestamps(stamps, col, frame[col])
+        repairs, freq = [], resolve_frequency(stamps, col, freq)
     dropped: dict[str, str] = {}
     channels = numeric_columns(frame, exclude={col}, wanted=columns, dropped=dropped)
     if not channels:
         raise UserError(f"{source} has no numeric columns besides {col!r}; add value columns")
-    values = fill_missing(to_float_matrix(frame, channels), channels, max_missing_gap)
+    values, filled = fill_missing(to_float_matrix(frame, channels), channels, max_missing_gap)
     _check_float32_range(values, channels)
-    return Table(values=values.astype(np.float32), columns=channels, timestamps=stamps, date_col=col,
-                 freq=resolve_frequency(stamps, col, freq), dropped=dropped)
+    return Table(values=values.astype(np.float32), columns=channels, timestamps=stamps, date_col=col, freq=freq,
+                 dropped=dropped, repairs=repairs + filled)
 
 
 def _check_float32_range(values: np.ndarray, columns: list[str]) -> None:
@@ -213,6 +235,8 @@ def read_table(
     columns: list[str] | None = None,
     freq: str | None = None,
     max_missing_gap: int = 3,
+    positional: bool = False,
 ) -> Table:
-    """Read a CSV with a date column into a validated `Table`."""
-    return frame_to_table(read_frame(path), date_col, columns, freq, max_missing_gap, source=str(path))
+    """Read a CSV with a date column into a validated `Table` (`positional`: see `frame_to_table`)."""
+    return frame_to_table(read_frame(path), date_col, columns, freq, max_missing_gap, source=str(path),
+                          positional=positional)

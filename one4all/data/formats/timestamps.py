@@ -9,6 +9,9 @@ Policy (docs/guides/own-csv.md):
   saving) are converted to UTC with a notice; a column mixing zoned and zone-less values is an error;
 - the frequency is `data.freq` if given (the timestamps must lie on its grid), else inferred; a
   series whose frequency cannot be inferred (missing time steps, irregular sampling) is an error.
+
+Benchmark files (`timestamps: positional` in their data config) are read by position instead, as
+the papers do: what is wrong with their timestamps is a warning naming the rows, never a refusal.
 """
 
 from __future__ import annotations
@@ -125,6 +128,66 @@ def validate_timestamps(stamps: pd.DatetimeIndex, col: str, raw: pd.Series | Non
         row = int(np.flatnonzero(np.diff(stamps.asi8) < 0)[0]) + 1
         raise UserError(f"timestamps in column {col!r} are not in increasing order ({stamps[row]} at data row "
                         f"{row + 1} comes after {stamps[row - 1]}); sort the file by {col!r}")
+
+
+# How many rows of each kind a positional read names in its warnings (the count covers the rest).
+_SHOWN = 3
+
+
+def _rows(mask: np.ndarray) -> list[int]:
+    return [int(i) for i in np.flatnonzero(mask)]
+
+
+def positional_notes(stamps: pd.DatetimeIndex, col: str) -> list[str]:
+    """What a benchmark file's timestamps get wrong, one note per kind, each naming its first rows.
+
+    Benchmark rows are read by position, as the papers' loaders do (TSLib `Dataset_Custom`), so
+    unparseable, duplicated, out-of-order or irregularly spaced timestamps are kept and reported
+    instead of refused. Row numbers count data rows from 1 (the header is not a row).
+    """
+    notes = []
+    kinds = [("unparseable timestamp", _rows(stamps.isna()))]
+    valid = stamps[~stamps.isna()]
+    if len(valid) == len(stamps):
+        kinds.append(("duplicated timestamp", _rows(stamps.duplicated())))
+        steps = np.diff(stamps.values)  # timedelta64 in the index's own unit
+        zero = np.timedelta64(0, "ns")
+        kinds.append(("timestamp earlier than the previous row", [r + 1 for r in _rows(steps < zero)]))
+        positive = steps[steps > zero]
+        if len(positive):
+            values, counts = np.unique(positive, return_counts=True)
+            usual = values[counts.argmax()]
+            kinds.append((f"irregular step (usual step {to_offset(pd.Timedelta(usual)).freqstr})",
+                          [r + 1 for r in _rows((steps > zero) & (steps != usual))]))
+    for kind, rows in kinds:
+        if not rows:
+            continue
+        shown = ", ".join(f"data row {r + 1} ({'NaT' if pd.isna(stamps[r]) else stamps[r]})" for r in rows[:_SHOWN])
+        more = f" and {len(rows) - _SHOWN} more" if len(rows) > _SHOWN else ""
+        notes.append(f"{len(rows)} x {kind} in column {col!r}: {shown}{more}; kept, rows are read by position")
+    for note in notes:
+        log.warning(note)
+    return notes
+
+
+def positional_frequency(stamps: pd.DatetimeIndex, freq: str | None = None) -> str | None:
+    """The frequency of a positionally read column: `freq` if given, else the inferred one, else the
+    most common positive step (what the rows mostly are); None when nothing can be said."""
+    if freq:
+        try:
+            return to_offset(freq).freqstr
+        except ValueError as err:
+            raise UserError(f"unknown frequency {freq!r}; use a pandas alias like D, h, 30min, W, MS") from err
+    valid = stamps[~stamps.isna()]
+    if len(valid) < 3:
+        return None
+    if valid.is_unique and valid.is_monotonic_increasing:
+        inferred = infer_frequency(valid)
+        if inferred is not None:
+            return inferred
+    steps = pd.Series(np.diff(valid.values))
+    steps = steps[steps > pd.Timedelta(0)]
+    return to_offset(pd.Timedelta(steps.mode().iloc[0])).freqstr if len(steps) else None
 
 
 def infer_frequency(stamps: pd.DatetimeIndex) -> str | None:

@@ -16,12 +16,14 @@ import pandas as pd
 
 from one4all.data.formats.table import Table, frame_to_table, read_table
 from one4all.data.sources.base import LoaderSettings
-from one4all.data.splits import Borders, StandardScaler, make_borders, scheme_for_file
+from one4all.data.splits import Borders, StandardScaler, ett_scheme, make_borders, scheme_for_file
 from one4all.errors import UserError
 from one4all.marks import compute_marks, mark_names
 from one4all.paths import default_data_root, resolve_data_file
 
 FEATURES = ("M", "S", "MS")
+# strict: a user's own series (refuse bad timestamps); positional: benchmark files, read by position.
+TIMESTAMPS = ("strict", "positional")
 
 
 @dataclass
@@ -105,12 +107,17 @@ class TableData(LoaderSettings, ABC):
         val_size: int | None = None,
         test_size: int = 0,
         max_missing_gap: int = 3,
+        timestamps: str = "strict",
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
         train_fraction: float = 1.0,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, train_fraction)
+        if timestamps not in TIMESTAMPS:
+            raise UserError(f"unknown data.timestamps={timestamps!r}; use strict (your own series: bad timestamps "
+                            "are errors) or positional (benchmark files: rows by position, bad timestamps warned)")
+        self.timestamps = timestamps
         self.name = name
         # Column names are strings: `data.target=6` reaches us as the int 6 (exchange_rate has a column "6").
         self.features, self.target, self.date_col = features, _name(target), _name(date_col)
@@ -126,12 +133,20 @@ class TableData(LoaderSettings, ABC):
         """Where the data came from, for metrics.json."""
         return {}
 
+    @property
+    def positional(self) -> bool:
+        """Whether rows are read by position (benchmark files) rather than by validated timestamps."""
+        return self.timestamps == "positional"
+
     def load(self, seq_len: int, horizon: int = 0) -> SeriesData:
-        """Read, select features, split, and scale with statistics of the training rows."""
+        """Read, select features, split (borders follow the rows' frequency), and scale with statistics
+        of the training rows."""
         table = self.read()
         inputs, targets = select_features(table, self.features, self.target)
         values = table.values[:, inputs]
-        borders = make_borders(self.split, table.n_rows, seq_len, horizon, self.val_size, self.test_size)
+        split = ett_scheme(table.freq, self.name) if self.split == "ett" else self.split
+        borders = make_borders(split, table.n_rows, seq_len, horizon, self.val_size, self.test_size,
+                               freq=table.freq, name=self.name)
         train_start, train_end = borders.train
         scaler = StandardScaler.fit(values[train_start:train_end])
         return SeriesData(
@@ -145,7 +160,8 @@ class TableData(LoaderSettings, ABC):
             freq=table.freq,
             date_col=table.date_col,
             meta={**self.describe_source(), "features": self.features, "target": self.target,
-                  "split": self.split, "n_rows": table.n_rows, "max_missing_gap": self.max_missing_gap,
+                  "split": split, "n_rows": table.n_rows, "max_missing_gap": self.max_missing_gap,
+                  "timestamps": self.timestamps, "repairs": table.repairs,
                   # Which rows trained (and the scaler saw): metrics.json states it for every fit mode.
                   "rows": borders.as_dict(), "n_train_rows": borders.n_train_rows},
         )
@@ -174,7 +190,8 @@ class CsvData(TableData):
                 where = f"is not in the working directory {Path.cwd()}"
             raise UserError(f"data file not found: {self.requested} {where}; check data.path and data.root (an "
                             "absolute data.path is used as it is)")
-        return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap)
+        return read_table(self.path, self.date_col, self.columns, self.freq, self.max_missing_gap,
+                          self.positional)
 
     def describe_source(self) -> dict:
         return {"path": str(self.path)}
@@ -194,4 +211,4 @@ class FrameData(TableData):
 
     def read(self) -> Table:
         return frame_to_table(self.frame, self.date_col, self.columns, self.freq, self.max_missing_gap,
-                              source="the DataFrame")
+                              source="the DataFrame", positional=self.positional)
