@@ -10,7 +10,6 @@ statistics of the history given. Output: `unique_id, ds, <model>` (+ `<model>-lo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from one4all.data.formats.long import FrequencyError, Panel, frame_to_panel, fut
 from one4all.data.formats.timestamps import same_frequency
 from one4all.errors import UserError
 from one4all.forecast import TrainedForecaster
-from one4all.schema import checked_object, shown
+from one4all.schema import check_value, shown
 
 log = logging.getLogger(__name__)
 
@@ -35,47 +34,42 @@ def _named(ids: list, limit: int = 20) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-@dataclass(frozen=True)
-class PanelSchema:
-    """What a long-format forecaster's artifact records about its training series, checked when a
-    manifest is loaded: inference divides each known series by its stored std."""
-
-    layout: str
-    columns: list[str]
-    freq: str | None
-    id_col: str
-    time_col: str
-    target_col: str
-    series: dict[str, list]
-    exog: list[str] | None = None
-    max_missing_gap: int | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.columns)
-        if n == 0 or len(set(self.columns)) != n or self.target_col not in self.columns:
-            raise UserError(f"data.columns={shown(self.columns)} must be distinct column names holding "
-                            f"data.target_col={self.target_col!r}")
-        if sorted(self.series) != ["ids", "mean", "std"]:
-            raise UserError("data.series must hold 'ids', 'mean' and 'std'")
-        ids = self.series["ids"]
-        try:  # numpy checks the nesting and the numbers at once
-            mean, std = (np.asarray(self.series[k], dtype=np.float64) for k in ("mean", "std"))
-        except (TypeError, ValueError):
-            raise UserError("data.series.mean and .std must be lists of one list of numbers per series") from None
-        if mean.shape != (len(ids), n) or std.shape != mean.shape:
-            raise UserError(f"data.series.mean and .std must hold {n} number(s) for each of the {len(ids)} series")
-        if not (np.isfinite(mean).all() and np.isfinite(std).all() and (std > 0).all()):
-            raise UserError("data.series.std must be positive and every statistic finite (they divide the data)")
-        if self.freq is not None:
-            try:
-                to_offset(self.freq)
-            except (ValueError, TypeError):
-                raise UserError(f"data.freq={self.freq!r} is not a pandas frequency") from None
-        if self.max_missing_gap is not None and self.max_missing_gap < 0:
-            raise UserError(f"data.max_missing_gap={self.max_missing_gap} must be 0 or more")
-
-
-_PANEL_KEYS = tuple(f.name for f in fields(PanelSchema))
+def check_long_schema(manifest: dict[str, Any]) -> None:
+    """Distinct columns matching the network's channels, text column names, a pandas frequency, and
+    one finite mean and positive std per training series and column (inference divides by them)."""
+    data = manifest["data"]
+    columns, series = data["columns"], data["series"]
+    check_value("data.columns", columns, list[str])
+    if not columns or len(set(columns)) != len(columns):
+        raise UserError(f"data.columns={shown(columns)} must be distinct column names, at least one")
+    if manifest["io"].get("n_channels") != len(columns):
+        raise UserError(f"data.columns has {len(columns)} names but the network reads "
+                        f"{shown(manifest['io'].get('n_channels'))} channels")
+    for key in ("id_col", "time_col", "target_col", "freq"):
+        check_value(f"data.{key}", data[key], str)
+    if data["target_col"] not in columns:
+        raise UserError(f"data.target_col={data['target_col']!r} is not one of data.columns={shown(columns)}")
+    gap = data.get("max_missing_gap", 3)
+    check_value("data.max_missing_gap", gap, int)
+    if gap < 0:
+        raise UserError(f"data.max_missing_gap={gap} must be 0 or more")
+    try:
+        to_offset(data["freq"])
+    except (ValueError, TypeError) as err:
+        raise UserError(f"data.freq={data['freq']!r} is not a pandas frequency") from err
+    check_value("data.series", series, dict[str, list])
+    if sorted(series) != ["ids", "mean", "std"]:
+        raise UserError("data.series must hold 'ids', 'mean' and 'std'")
+    try:
+        mean, std = (np.asarray(series[k], dtype=np.float64) for k in ("mean", "std"))
+    except (TypeError, ValueError) as err:
+        raise UserError("data.series.mean and .std must be tables of numbers") from err
+    shape = (len(series["ids"]), len(columns))
+    if mean.shape != shape or std.shape != shape:
+        raise UserError(f"data.series.mean and .std must have one row per series and one number per column "
+                        f"{shape}, not {mean.shape} and {std.shape}")
+    if not np.isfinite(mean).all() or not (np.isfinite(std) & (std > 0)).all():
+        raise UserError("data.series.mean must be finite and data.series.std positive (it divides the data)")
 
 
 class PanelForecastModel(TrainedForecaster):
@@ -86,14 +80,10 @@ class PanelForecastModel(TrainedForecaster):
 
     @classmethod
     def check_schema(cls, directory: Path, manifest: dict[str, Any]) -> None:
-        """The per-series statistics and settings must be ones inference can use (`PanelSchema`)."""
-        data = manifest["data"]
+        """The long-format schema must be one inference can use (`check_long_schema`)."""
         try:
-            # Keys beyond the schema's are kept as they are and never interpreted.
-            schema = checked_object(PanelSchema, "data", {k: v for k, v in data.items() if k in _PANEL_KEYS})
-            if manifest["io"].get("n_channels") != len(schema.columns):
-                raise UserError(f"data.columns has {len(schema.columns)} names but the network reads "
-                                f"{shown(manifest['io'].get('n_channels'))} channels")
+            check_long_schema(manifest)
+            check_value("precision", manifest.get("precision", "32-true"), str)
         except UserError as err:
             raise UserError(f"corrupt data schema in {directory / MANIFEST}: {err}; retrain the model or restore "
                             "the file") from None

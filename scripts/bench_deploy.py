@@ -82,7 +82,8 @@ def worker(args: argparse.Namespace) -> None:
     if args.worker == PYTORCH:
         import torch
 
-        from one4all.forecast import ForecastModel, autocast
+        from one4all.forecast import ForecastModel
+        from one4all.inference import autocast
 
         torch.set_num_threads(args.threads[0])
         model = ForecastModel.load(args.run)

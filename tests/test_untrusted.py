@@ -391,13 +391,14 @@ def long_run(tmp_path_factory) -> tuple[Path, Path]:
 
 
 BAD_PANEL_MANIFESTS = {
-    "zero std": (["data", "series", "std"], [[0.0], [0.7]], "data.series.std must be positive"),
-    "NaN mean": (["data", "series", "mean"], [[float("nan")], [0.1]], "every statistic finite"),
-    "text std": (["data", "series", "std"], [["a"], ["b"]], "must be lists of one list of numbers per series"),
-    "too few statistics": (["data", "series", "std"], [[0.7]], "must hold 1 number(s) for each of the 2 series"),
+    "zero std": (["data", "series", "std"], [[0.0], [0.7]], "data.series.std positive (it divides the data)"),
+    "NaN mean": (["data", "series", "mean"], [[float("nan")], [0.1]], "data.series.mean must be finite"),
+    "text std": (["data", "series", "std"], [["a"], ["b"]], "data.series.mean and .std must be tables of numbers"),
+    "too few statistics": (["data", "series", "std"], [[0.7]], "one row per series and one number per column"),
     "garbage freq": (["data", "freq"], "every tuesday", "data.freq='every tuesday' is not a pandas frequency"),
-    "target not a column": (["data", "target_col"], "nosuch", "must be distinct column names holding"),
+    "target not a column": (["data", "target_col"], "nosuch", "data.target_col='nosuch' is not one of data.columns"),
     "wrong channel count": (["io", "n_channels"], 2, "data.columns has 1 names but the network reads 2"),
+    "negative missing gap": (["data", "max_missing_gap"], -1, "data.max_missing_gap=-1 must be 0 or more"),
 }
 
 
