@@ -31,6 +31,7 @@ from one4all.errors import UserError
 from one4all.fitting import fit
 from one4all.metrics import mase_scale, smape_terms
 from one4all.panel_forecast import PanelForecastModel
+from one4all.validation import check_config
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def cross_validate(overrides: list[str], data_inputs: dict[str, Any], n_windows:
     named `alias` if given, else after the network) and the full panel."""
     levels = check_levels(level)
     cfg, _ = compose_config([*overrides, f"hydra.run.dir={quote(run_dir)}"])
+    check_config(cfg)  # a wrong value is one line before anything below reads it
     if not isinstance(build_object(cfg.task.protocol), PanelProtocol):
         raise UserError("backtests take long-format data: data=long data.path=FILE (Python: a DataFrame with "
                         "unique_id, ds, y); reshape a wide table with DataFrame.melt")

@@ -47,6 +47,12 @@ def check_long_schema(manifest: dict[str, Any]) -> None:
                         f"{shown(manifest['io'].get('n_channels'))} channels")
     for key in ("id_col", "time_col", "target_col", "freq"):
         check_value(f"data.{key}", data[key], str)
+    if data["target_col"] not in columns:
+        raise UserError(f"data.target_col={data['target_col']!r} is not one of data.columns={shown(columns)}")
+    gap = data.get("max_missing_gap", 3)
+    check_value("data.max_missing_gap", gap, int)
+    if gap < 0:
+        raise UserError(f"data.max_missing_gap={gap} must be 0 or more")
     try:
         to_offset(data["freq"])
     except (ValueError, TypeError) as err:

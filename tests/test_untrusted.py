@@ -116,6 +116,30 @@ def test_bad_setting_is_one_line_and_no_run(case, good_csv, tmp_path, capsys):
     assert not run.exists()
 
 
+BACKTEST_CASES = {
+    "horizon not a number": ("task.horizon=abc", "task.horizon='abc' is invalid: expected a positive number"),
+    "zero horizon": ("task.horizon=0", "task.horizon=0 is invalid"),
+    "missing environment variable": ("data.path=${oc.env:ONE4ALL_NO_SUCH_VARIABLE}",
+                                     "cannot resolve data.path: KeyError raised while resolving interpolation"),
+    "seed not a number": ("seed=abc", "seed='abc' is invalid"),
+}
+
+
+@pytest.mark.parametrize("case", list(BACKTEST_CASES))
+def test_bad_backtest_setting_is_one_line_and_no_run(case, tmp_path, capsys):
+    # `one4all backtest` reads the train config before its folds train: the same validation runs first.
+    stamps = pd.date_range("2024-01-01", periods=120, freq="h")
+    frame = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 120), "ds": np.tile(stamps, 2),
+                          "y": np.sin(np.arange(240) / 12)})
+    frame.to_csv(tmp_path / "long.csv", index=False)
+    override, words = BACKTEST_CASES[case]
+    run = tmp_path / "run"
+    args = ["backtest", "data=long", f"data.path={tmp_path / 'long.csv'}", "task.seq_len=24", *TINY_OVERRIDES,
+            "trainer.max_steps=2", "backtest.n_windows=2", f"hydra.run.dir={run}", override]
+    assert_refused(capsys, args, tmp_path, words)
+    assert not run.exists()
+
+
 def test_filesystem_and_checkpoint_faults_before_training(good_csv, run_dir, tmp_path, capsys):
     (tmp_path / "a_file").write_text("x")
     assert_refused(capsys, train_args(good_csv, tmp_path / "a_file" / "run"), tmp_path,
@@ -353,6 +377,53 @@ def test_bad_manifest_is_one_line(case, run_dir, good_csv, tmp_path, capsys):
     out = tmp_path / "forecast.csv"
     assert_refused(capsys, ["forecast", "--run", str(evil), "--csv", str(good_csv), "--out", str(out)], tmp_path,
                    words)
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny long-format run (two series) and its CSV."""
+    folder = tmp_path_factory.mktemp("long")
+    stamps = pd.date_range("2024-01-01", periods=120, freq="h")
+    pd.DataFrame({"unique_id": np.repeat(["a", "b"], 120), "ds": np.tile(stamps, 2),
+                  "y": np.sin(np.arange(240) / 12)}).to_csv(folder / "long.csv", index=False)
+    run = folder / "run"
+    assert main(["train", "data=long", f"data.path={folder / 'long.csv'}", "task.seq_len=24", "task.horizon=8",
+                 *TINY_OVERRIDES, "trainer.max_steps=2", f"hydra.run.dir={run}"]) == 0
+    return run, folder / "long.csv"
+
+
+BAD_PANEL_MANIFESTS = {
+    "zero std": (["data", "series", "std"], [[0.0], [0.7]], "data.series.std positive (it divides the data)"),
+    "NaN mean": (["data", "series", "mean"], [[float("nan")], [0.1]], "data.series.mean must be finite"),
+    "text std": (["data", "series", "std"], [["a"], ["b"]], "data.series.mean and .std must be tables of numbers"),
+    "too few statistics": (["data", "series", "std"], [[0.7]], "one row per series and one number per column"),
+    "garbage freq": (["data", "freq"], "every tuesday", "data.freq='every tuesday' is not a pandas frequency"),
+    "target not a column": (["data", "target_col"], "nosuch", "data.target_col='nosuch' is not one of data.columns"),
+    "wrong channel count": (["io", "n_channels"], 2, "data.columns has 1 names but the network reads 2"),
+    "negative missing gap": (["data", "max_missing_gap"], -1, "data.max_missing_gap=-1 must be 0 or more"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PANEL_MANIFESTS))
+def test_bad_long_format_manifest_is_one_line(case, long_run, tmp_path, capsys):
+    run, csv = long_run
+    keys, value, words = BAD_PANEL_MANIFESTS[case]
+    evil = _copy(run, tmp_path)
+    manifest = json.loads((evil / "model" / MANIFEST).read_text())
+    _set(manifest, keys, value)
+    (evil / "model" / MANIFEST).write_text(json.dumps(manifest))
+    out = tmp_path / "forecast.csv"
+    err = assert_refused(capsys, ["forecast", "--run", str(evil), "--csv", str(csv), "--out", str(out)], tmp_path,
+                         words)
+    assert err.startswith(f"error: corrupt data schema in {evil / 'model' / MANIFEST}: "), err
+
+
+def test_long_format_run_still_forecasts(long_run, tmp_path):
+    run, csv = long_run
+    assert main(["forecast", "--run", str(run), "--csv", str(csv), "--out", str(tmp_path / "f.csv")]) == 0
+    forecast = pd.read_csv(tmp_path / "f.csv")
+    assert len(forecast) == 16 and sorted(forecast["unique_id"].unique()) == ["a", "b"]
+    assert np.isfinite(forecast["One4All"]).all()
 
 
 def test_tensors_that_disagree_with_the_manifest_are_refused_before_building(run_dir, good_csv, tmp_path, capsys):
