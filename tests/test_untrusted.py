@@ -203,8 +203,10 @@ DATA_CASES = {
     "text target": ("data.features=S", _text_target, "data.target='sales' is a non-numeric column"),
     "boolean target": ("data.features=S", _bool_target, "data.target='sales' is a boolean column"),
     "a folder": ("data.path={folder}", None, "is a folder, not a CSV file"),
+    # "is neither in the working directory ... nor in the data root", or "is not in the working directory"
+    # on a machine without a data root (a fresh clone without ../shared/data)
     "missing relative path": ("data.path=one4all_no_such_file.csv", None,
-                              "data file not found: one4all_no_such_file.csv is neither in the working directory"),
+                              "data file not found: one4all_no_such_file.csv is n"),
 }
 
 

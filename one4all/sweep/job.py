@@ -30,6 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 import one4all
+from one4all import notices
 from one4all.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def child_main(job_file: str) -> int:
 
     setup_logging()
     result = run_here(OmegaConf.create(job["config"]), Path(job["run_dir"]))
+    notices.release()  # the job's log file keeps what a refused job noticed too (the CLI would drop it)
     Path(job["result"]).write_text(json.dumps(asdict(result)))
     return 0
 

@@ -59,6 +59,19 @@ def _hydra() -> Iterator[Hydra]:
         yield hydra
 
 
+@contextmanager
+def _caller_logging() -> Iterator[None]:
+    """Give the root logger its handlers and level back after a sweep: Hydra's launchers configure logging
+    per job (hydra/job_logging), which would leave handlers on a stream the caller may have swapped since."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
@@ -143,7 +156,8 @@ def sweep(overrides: list[str], dry_run: bool = False) -> tuple[Path, list[Outco
         sweeper = Plugins.instance().instantiate_sweeper(
             config=master, hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
             task_function=train_job)
-        returns = sweeper.sweep(arguments=list(master.hydra.overrides.task))
+        with _caller_logging():
+            returns = sweeper.sweep(arguments=list(master.hydra.overrides.task))
         callbacks.on_multirun_end(config=master, config_name="train")
     return sweep_dir, _outcomes(returns), jobs
 
@@ -161,7 +175,8 @@ def launch(master_overrides: list[str], jobs: list[list[str]]) -> list[Outcome]:
         launcher = Plugins.instance().instantiate_launcher(
             hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
             task_function=train_job, config=master)
-        returns = launcher.launch(jobs, initial_job_idx=0)
+        with _caller_logging():
+            returns = launcher.launch(jobs, initial_job_idx=0)
     return _outcomes(returns)
 
 
