@@ -11,8 +11,8 @@ what is allowed (exit 2), and no run directory is created. In order:
 4. optimizers and learning-rate schedulers accept their settings (built once on a stand-in tensor);
 5. the model can be saved: its classes are registered for artifacts (models.spec).
 
-Range checks that belong to one class live in its constructor (e.g. `BackboneSpec`), so that a
-model manifest gets them too; this module holds the rules for settings Lightning, torch and the
+Range checks that belong to one class live in its constructor (e.g. `LMSpec`, models.backbones), so
+that a model manifest gets them too; this module holds the rules for settings Lightning, torch and the
 data loader would only reject deep inside a run.
 """
 
