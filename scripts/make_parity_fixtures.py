@@ -263,6 +263,35 @@ def imputation(checkout: Path, out: Path) -> None:
            {"x": x, "mask": mask, "marks": marks, "dates_ns": dates}, meta, out / "gpt4ts_imputation.safetensors")
 
 
+def tslib_timesnet_name(name: str) -> str | None:
+    """Time-Series-Library's TimesNet parameter name -> one4all's (None: not a one4all parameter).
+
+    Inception kernel i's weight is one4all's `weights.i`; its bias becomes `biases.i`, which
+    `stack_inception_biases` stacks into one tensor per block."""
+    name = name.replace("enc_embedding.value_embedding.tokenConv.", "value_embedding.")
+    name = name.replace("enc_embedding.temporal_embedding.embed.", "mark_embedding.")
+    name = re.sub(r"^predict_linear\.", "extend.", re.sub(r"^model\.", "blocks.", name))
+    if "temporal_embedding" in name or "position_embedding" in name:
+        return None  # fixed sinusoidal tables: one4all recomputes them
+    return re.sub(r"\.kernels\.(\d+)\.weight$", r".weights.\1", re.sub(r"\.kernels\.(\d+)\.bias$",
+                                                                       r".biases.\1", name))
+
+
+def stack_inception_biases(tensors: dict) -> dict:
+    """Stack each Inception block's per-kernel biases (`....biases.i`) into one4all's
+    `biases[n_kernels, out]`; a group whose entries are None (names only) stays None."""
+    out, stacks = {}, {}
+    for key, value in tensors.items():
+        found = re.fullmatch(r"(.*\.biases)\.(\d+)", key)
+        if found:
+            stacks.setdefault(found.group(1), {})[int(found.group(2))] = value
+        else:
+            out[key] = value
+    for key, parts in stacks.items():
+        out[key] = None if parts[0] is None else torch.stack([parts[i] for i in sorted(parts)])
+    return out
+
+
 def timesnet(checkout: Path, out: Path, embed: str) -> None:
     """Time-Series-Library's TimesNet forecaster with time-feature marks (`embed`: timeF or fixed)."""
     settings = {"seq_len": 24, "pred_len": 12, "n_channels": 3, "d_model": 8, "d_ff": 8, "n_layers": 1,
@@ -288,36 +317,13 @@ def timesnet(checkout: Path, out: Path, embed: str) -> None:
     x = _batch(len(starts), settings["seq_len"], settings["n_channels"])
     marks = torch.from_numpy(marks.astype(np.float32))
 
-    def rename(name: str) -> str | None:
-        name = name.replace("enc_embedding.value_embedding.tokenConv.", "value_embedding.")
-        name = name.replace("enc_embedding.temporal_embedding.embed.", "mark_embedding.")
-        name = re.sub(r"^predict_linear\.", "extend.", re.sub(r"^model\.", "blocks.", name))
-        if "temporal_embedding" in name or "position_embedding" in name:
-            return None  # fixed sinusoidal tables: one4all recomputes them
-        # Inception kernel i: its weight is one4all's `weights.i`; biases are stacked (see merge).
-        return re.sub(r"\.kernels\.(\d+)\.weight$", r".weights.\1", re.sub(r"\.kernels\.(\d+)\.bias$",
-                                                                           r".biases.\1", name))
-
-    def merge(tensors: dict) -> dict:
-        """Stack each Inception block's per-kernel biases into one4all's `biases[n_kernels, out]`."""
-        out, stacks = {}, {}
-        for key, value in tensors.items():
-            found = re.fullmatch(r"(.*\.biases)\.(\d+)", key)
-            if found:
-                stacks.setdefault(found.group(1), {})[int(found.group(2))] = value
-            else:
-                out[key] = value
-        for key, parts in stacks.items():
-            out[key] = None if parts[0] is None else torch.stack([parts[i] for i in sorted(parts)])
-        return out
-
     def run(m: nn.Module) -> torch.Tensor:
         return m(x, marks, None, None)[:, -settings["pred_len"]:]
 
     meta = {"reference": f"Time-Series-Library@{commit(checkout)}", "module": "models/TimesNet.py",
             "time_features": embed, **settings}
-    record(model, rename, run, {"x": x, "marks": marks, "dates_ns": dates}, meta,
-           out / f"tslib_timesnet_{embed}.safetensors", merge)
+    record(model, tslib_timesnet_name, run, {"x": x, "marks": marks, "dates_ns": dates}, meta,
+           out / f"tslib_timesnet_{embed}.safetensors", stack_inception_biases)
 
 
 def main() -> None:

@@ -31,7 +31,6 @@ import argparse
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
 import types
@@ -40,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from make_parity_fixtures import stack_inception_biases, tslib_timesnet_name
 
 SCRIPT_ARGS = [
     "--task_name", "long_term_forecast", "--is_training", "1", "--data_path", "ETTh1.csv", "--model", "TimesNet",
@@ -101,23 +101,9 @@ def run_tslib(checkout: Path, data_root: Path, seed: int, out: Path, run_args: l
 
 
 def tslib_to_one4all(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """TSLib's TimesNet parameter names -> one4all's (Inception biases stacked per block)."""
-    renamed, biases = {}, {}
-    for name, value in state.items():
-        name = name.replace("enc_embedding.value_embedding.tokenConv.", "value_embedding.")
-        name = name.replace("enc_embedding.temporal_embedding.embed.", "mark_embedding.")
-        if "temporal_embedding" in name or "position_embedding" in name:
-            continue  # fixed sinusoidal tables: one4all recomputes them
-        name = re.sub(r"^predict_linear\.", "extend.", re.sub(r"^model\.", "blocks.", name))
-        name = re.sub(r"\.kernels\.(\d+)\.weight$", r".weights.\1", name)
-        found = re.fullmatch(r"(.*)\.kernels\.(\d+)\.bias", name)
-        if found:
-            biases.setdefault(f"{found.group(1)}.biases", {})[int(found.group(2))] = value
-        else:
-            renamed[name] = value
-    for name, parts in biases.items():
-        renamed[name] = torch.stack([parts[i] for i in sorted(parts)])
-    return renamed
+    """TSLib's TimesNet state dict under one4all's parameter names (the parity fixtures' mapping)."""
+    renamed = {ours: value for name, value in state.items() if (ours := tslib_timesnet_name(name)) is not None}
+    return stack_inception_biases(renamed)
 
 
 def one4all_test(checkpoint: Path, data_root: Path) -> dict[str, float]:
