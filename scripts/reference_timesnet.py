@@ -137,6 +137,12 @@ def main() -> None:
     parser.add_argument("run_args", nargs="*", help="more run.py arguments after `--` (e.g. -- --train_epochs 1)")
     args = parser.parse_args()
     checkout, data_root, out = args.tslib.resolve(), args.data_root.resolve(), args.out.resolve()
+    if not (checkout / "run.py").is_file():
+        parser.error(f"--tslib {args.tslib}: no run.py there; pass a Time-Series-Library checkout")
+    if not (data_root / "ETTh1" / "ETTh1.csv").is_file():
+        parser.error(f"--data-root {args.data_root}: no ETTh1/ETTh1.csv there; pass the folder that holds ETTh1/")
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        parser.error(f"--checkpoint {args.checkpoint}: no such file; pass a TSLib checkpoint.pth")
     commit = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     result: dict = {"seed": args.seed, "tslib_commit": commit or "unknown"}
