@@ -28,6 +28,9 @@ from one4all.schema import check_value, shown
 
 log = logging.getLogger(__name__)
 
+# Manifests written before `max_missing_gap` was recorded trained with frame_to_panel's default.
+DEFAULT_MAX_MISSING_GAP = 3
+
 
 def _named(ids: list, limit: int = 20) -> str:
     shown = ", ".join(map(str, ids[:limit]))
@@ -49,7 +52,7 @@ def check_long_schema(manifest: dict[str, Any]) -> None:
         check_value(f"data.{key}", data[key], str)
     if data["target_col"] not in columns:
         raise UserError(f"data.target_col={data['target_col']!r} is not one of data.columns={shown(columns)}")
-    gap = data.get("max_missing_gap", 3)
+    gap = data.get("max_missing_gap", DEFAULT_MAX_MISSING_GAP)
     check_value("data.max_missing_gap", gap, int)
     if gap < 0:
         raise UserError(f"data.max_missing_gap={gap} must be 0 or more")
@@ -104,7 +107,7 @@ class PanelForecastModel(TrainedForecaster):
         """Validate long-format `frame` against the training schema; returns its series in original units."""
         exog, trained = list(self.schema.get("exog") or []), self.schema["freq"]
         args = (self.id_col, self.time_col, self.target_col, exog)
-        gap = int(self.schema.get("max_missing_gap", 3))
+        gap = self.schema.get("max_missing_gap", DEFAULT_MAX_MISSING_GAP)  # an int: check_long_schema
         try:
             panel = frame_to_panel(frame, *args, None, gap, source=source)
         except FrequencyError:

@@ -125,16 +125,22 @@ BACKTEST_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(BACKTEST_CASES))
-def test_bad_backtest_setting_is_one_line_and_no_run(case, tmp_path, capsys):
-    # `one4all backtest` reads the train config before its folds train: the same validation runs first.
+@pytest.fixture(scope="module")
+def long_csv(tmp_path_factory) -> Path:
+    """Two hourly series of 120 steps in long format (unique_id, ds, y)."""
+    path = tmp_path_factory.mktemp("long") / "long.csv"
     stamps = pd.date_range("2024-01-01", periods=120, freq="h")
-    frame = pd.DataFrame({"unique_id": np.repeat(["a", "b"], 120), "ds": np.tile(stamps, 2),
-                          "y": np.sin(np.arange(240) / 12)})
-    frame.to_csv(tmp_path / "long.csv", index=False)
+    pd.DataFrame({"unique_id": np.repeat(["a", "b"], 120), "ds": np.tile(stamps, 2),
+                  "y": np.sin(np.arange(240) / 12)}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("case", list(BACKTEST_CASES))
+def test_bad_backtest_setting_is_one_line_and_no_run(case, long_csv, tmp_path, capsys):
+    # `one4all backtest` reads the train config before its folds train: the same validation runs first.
     override, words = BACKTEST_CASES[case]
     run = tmp_path / "run"
-    args = ["backtest", "data=long", f"data.path={tmp_path / 'long.csv'}", "task.seq_len=24", *TINY_OVERRIDES,
+    args = ["backtest", "data=long", f"data.path={long_csv}", "task.seq_len=24", *TINY_OVERRIDES,
             "trainer.max_steps=2", "backtest.n_windows=2", f"hydra.run.dir={run}", override]
     assert_refused(capsys, args, tmp_path, words)
     assert not run.exists()
@@ -380,16 +386,12 @@ def test_bad_manifest_is_one_line(case, run_dir, good_csv, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def long_run(tmp_path_factory) -> tuple[Path, Path]:
+def long_run(long_csv, tmp_path_factory) -> tuple[Path, Path]:
     """A tiny long-format run (two series) and its CSV."""
-    folder = tmp_path_factory.mktemp("long")
-    stamps = pd.date_range("2024-01-01", periods=120, freq="h")
-    pd.DataFrame({"unique_id": np.repeat(["a", "b"], 120), "ds": np.tile(stamps, 2),
-                  "y": np.sin(np.arange(240) / 12)}).to_csv(folder / "long.csv", index=False)
-    run = folder / "run"
-    assert main(["train", "data=long", f"data.path={folder / 'long.csv'}", "task.seq_len=24", "task.horizon=8",
+    run = tmp_path_factory.mktemp("long_run") / "run"
+    assert main(["train", "data=long", f"data.path={long_csv}", "task.seq_len=24", "task.horizon=8",
                  *TINY_OVERRIDES, "trainer.max_steps=2", f"hydra.run.dir={run}"]) == 0
-    return run, folder / "long.csv"
+    return run, long_csv
 
 
 BAD_PANEL_MANIFESTS = {
